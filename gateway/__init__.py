@@ -1,0 +1,1 @@
+"""TradeTrust chat gateway: a gRPC service in front of GetStream.io Chat."""

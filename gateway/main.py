@@ -1,0 +1,128 @@
+"""Composition root: builds every adapter from :class:`Settings` and runs the gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from gateway.chat import ChatBackend
+from gateway.chat.local import LocalChatBackend
+from gateway.config import ConfigError, Settings
+from gateway.registry import OrderRegistry
+from gateway.registry.sqlite import SqliteRegistry
+from gateway.rpc.server import GrpcEdge, build_grpc_edge
+from gateway.service import ChatService, TokenPolicy
+from gateway.sync import ChannelSync, SyncPolicy
+from gateway.tokens import StreamTokenSigner
+
+logger = logging.getLogger(__name__)
+
+
+async def open_registry(settings: Settings) -> OrderRegistry:
+    """The registry named by ``CHAT_GATEWAY_DATABASE_URL``, migrated and ready."""
+    url = settings.database_url
+    if url.startswith("sqlite:///"):
+        return await SqliteRegistry.open(url.removeprefix("sqlite:///"))
+    raise ConfigError(f"CHAT_GATEWAY_DATABASE_URL: unsupported database {url.split(':')[0]!r}")
+
+
+async def open_backend(settings: Settings) -> ChatBackend:
+    """The chat backend named by ``CHAT_GATEWAY_BACKEND``; built inside the running loop."""
+    if settings.backend == "local":
+        return LocalChatBackend()
+    raise ConfigError("CHAT_GATEWAY_BACKEND=stream is not available in this build")
+
+
+@dataclass
+class Gateway:
+    """A running gateway: its adapters, service, edges and background tasks."""
+
+    settings: Settings
+    registry: OrderRegistry
+    backend: ChatBackend
+    service: ChatService
+    sync: ChannelSync
+    grpc: GrpcEdge
+    _stop_sync: asyncio.Event = field(default_factory=asyncio.Event)
+    _sync_task: asyncio.Task[None] | None = None
+
+    @property
+    def grpc_port(self) -> int:
+        """The bound gRPC port (useful when configured with port 0)."""
+        return self.grpc.port
+
+    async def start(self) -> None:
+        """Start the background sync and the edges; health turns SERVING last."""
+        self._sync_task = asyncio.create_task(self.sync.run(self._stop_sync), name="sync-worker")
+        await self.grpc.start()
+        logger.info(
+            "gateway serving grpc=%s backend=%s database=%s",
+            f"{self.settings.grpc_addr.rpartition(':')[0]}:{self.grpc_port}",
+            self.settings.backend,
+            self.settings.database_url.split("://")[0],
+        )
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Drain the edges, stop the worker, close the backend and the registry."""
+        logger.info("gateway stopping (grace %.1fs)", grace_s)
+        await self.grpc.stop(grace_s)
+        self._stop_sync.set()
+        if self._sync_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(self._sync_task, timeout=grace_s)
+        await self.backend.close()
+        await self.registry.close()
+        logger.info("gateway stopped")
+
+
+async def build_gateway(settings: Settings) -> Gateway:
+    """Open every adapter and wire the gateway (not started yet)."""
+    registry = await open_registry(settings)
+    try:
+        backend = await open_backend(settings)
+    except BaseException:
+        await registry.close()
+        raise
+    sync = ChannelSync(
+        registry=registry,
+        backend=backend,
+        policy=SyncPolicy(attempt_timeout_s=settings.stream_timeout_s),
+    )
+    service = ChatService(
+        registry=registry,
+        sync=sync,
+        signer=StreamTokenSigner(
+            api_key=settings.stream_api_key, api_secret=settings.stream_api_secret
+        ),
+        channel_type=settings.channel_type,
+        token_policy=TokenPolicy(
+            default_ttl=timedelta(seconds=settings.default_token_ttl_s),
+            max_ttl=timedelta(seconds=settings.max_token_ttl_s),
+        ),
+        inline_sync_budget_s=settings.inline_sync_budget_s,
+    )
+    edge = build_grpc_edge(service, settings.services, settings.grpc_addr)
+    return Gateway(
+        settings=settings, registry=registry, backend=backend, service=service, sync=sync, grpc=edge
+    )
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    if settings.dev_profile:
+        logger.warning(
+            "DEV PROFILE: running with the documented dev service keys, session secret and "
+            "Stream credentials; never use them outside local development"
+        )
+    gateway = await build_gateway(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await gateway.start()
+    await stop.wait()
+    await gateway.stop()

@@ -1,0 +1,1 @@
+"""The gRPC edge: servicer, interceptors and server assembly."""

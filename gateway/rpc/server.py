@@ -1,0 +1,72 @@
+"""Assembles the grpc.aio server: ChatGateway, health, reflection, interceptors."""
+
+from __future__ import annotations
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from tradetrust.chat.v1 import chat_gateway_pb2 as pb
+from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
+
+from gateway.config import ServiceGrant
+from gateway.rpc.auth import ServiceAuthInterceptor
+from gateway.rpc.errors import ErrorMappingInterceptor
+from gateway.rpc.servicer import ChatGatewayServicer
+from gateway.service import ChatService
+
+GATEWAY_SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ChatGateway"].full_name
+MAX_MESSAGE_BYTES = 64 * 1024
+
+
+class GrpcEdge:
+    """The gRPC server and its health status, bound but not yet started."""
+
+    def __init__(
+        self, server: grpc.aio.Server, health_servicer: health.aio.HealthServicer, port: int
+    ) -> None:
+        self.server = server
+        self.health = health_servicer
+        self.port = port
+
+    async def start(self) -> None:
+        """Start serving; health reports SERVING."""
+        await self.set_serving(False)
+        await self.server.start()
+        await self.set_serving(True)
+
+    async def set_serving(self, serving: bool) -> None:
+        """Flip the overall and ChatGateway health status."""
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", GATEWAY_SERVICE_NAME):
+            await self.health.set(name, status)
+
+    async def stop(self, grace_s: float) -> None:
+        """Report NOT_SERVING, refuse new RPCs, let in-flight ones finish within grace."""
+        await self.set_serving(False)
+        await self.server.stop(grace_s)
+
+
+def build_grpc_edge(service: ChatService, grants: tuple[ServiceGrant, ...], addr: str) -> GrpcEdge:
+    """Create the server with every service registered and bind ``addr`` (port 0: any)."""
+    server = grpc.aio.server(
+        interceptors=[ErrorMappingInterceptor(), ServiceAuthInterceptor(grants)],
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    pb_grpc.add_ChatGatewayServicer_to_server(ChatGatewayServicer(service), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (GATEWAY_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    port = server.add_insecure_port(addr)
+    if port == 0:
+        raise OSError(f"cannot listen on {addr} for gRPC")
+    return GrpcEdge(server, health_servicer, port)

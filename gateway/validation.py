@@ -1,0 +1,109 @@
+"""Field validation. Every check names the proto field it rejects.
+
+Ids follow Stream's rules, kept narrower on purpose: ASCII only, so look-alike characters
+(Cyrillic ``а`` for Latin ``a``) can never name a different user or order.
+
+- user ids: Stream accepts letters, digits, ``@``, ``_`` and ``-``;
+- order ids: letters, digits, ``_`` and ``-`` (they become part of a Stream channel id,
+  which also forbids ``@``).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from gateway.domain import InvalidArgumentError, Participant
+
+MAX_ID_LENGTH = 128
+MAX_DISPLAY_NAME_LENGTH = 100
+MAX_URL_LENGTH = 2048
+
+_USER_ID = re.compile(r"[A-Za-z0-9@_-]+")
+_ORDER_ID = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _check_id(field: str, value: str, pattern: re.Pattern[str], allowed: str) -> str:
+    if not value:
+        raise InvalidArgumentError(field, "is required")
+    if len(value) > MAX_ID_LENGTH:
+        raise InvalidArgumentError(field, f"must be at most {MAX_ID_LENGTH} characters")
+    if pattern.fullmatch(value) is None:
+        raise InvalidArgumentError(field, f"may contain only {allowed}")
+    return value
+
+
+def user_id(value: str, field: str = "user_id") -> str:
+    """Validate a Stream user id."""
+    return _check_id(field, value, _USER_ID, "ASCII letters, digits, '@', '_' and '-'")
+
+
+def order_id(value: str, field: str = "order_id") -> str:
+    """Validate an order id."""
+    return _check_id(field, value, _ORDER_ID, "ASCII letters, digits, '_' and '-'")
+
+
+def display_name(value: str, field: str) -> str:
+    """Validate an optional display name: printable text, no control characters."""
+    if len(value) > MAX_DISPLAY_NAME_LENGTH:
+        raise InvalidArgumentError(field, f"must be at most {MAX_DISPLAY_NAME_LENGTH} characters")
+    for ch in value:
+        # Cc: control, Cf: format (bidi overrides, zero-width), Cs/Co/Cn: not text.
+        if unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co", "Cn"}:
+            raise InvalidArgumentError(
+                field, f"must not contain control or format characters (U+{ord(ch):04X})"
+            )
+    if value and value.strip() != value:
+        raise InvalidArgumentError(field, "must not start or end with whitespace")
+    return value
+
+
+def image_url(value: str, field: str) -> str:
+    """Validate an optional absolute http(s) URL."""
+    if not value:
+        return value
+    if len(value) > MAX_URL_LENGTH:
+        raise InvalidArgumentError(field, f"must be at most {MAX_URL_LENGTH} characters")
+    if not value.isascii() or any(ch.isspace() or ord(ch) < 0x21 or ch == "\x7f" for ch in value):
+        raise InvalidArgumentError(
+            field, "must be a percent-encoded URL without spaces or control characters"
+        )
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # raises on a bad port
+    except ValueError as exc:
+        raise InvalidArgumentError(field, "is not a valid URL") from exc
+    if parts.scheme not in {"https", "http"}:
+        raise InvalidArgumentError(field, "must be an absolute https:// or http:// URL")
+    if not parts.hostname or "@" in parts.netloc or (port is not None and port == 0):
+        raise InvalidArgumentError(field, "must name a host (and no user info)")
+    return value
+
+
+def participant(value: Participant, field: str) -> Participant:
+    """Validate a participant; ``field`` is ``buyer`` or ``seller``."""
+    user_id(value.user_id, f"{field}.user_id")
+    display_name(value.display_name, f"{field}.display_name")
+    image_url(value.image_url, f"{field}.image_url")
+    return value
+
+
+def token_ttl(
+    value: timedelta | None,
+    *,
+    default: timedelta,
+    minimum: timedelta,
+    maximum: timedelta,
+    field: str = "ttl",
+) -> timedelta:
+    """Resolve and bound a token lifetime (whole seconds)."""
+    if value is None:
+        return default
+    if value < minimum or value > maximum:
+        raise InvalidArgumentError(
+            field,
+            f"must be between {int(minimum.total_seconds())}s and {int(maximum.total_seconds())}s",
+        )
+    return timedelta(seconds=int(value.total_seconds()))
