@@ -1,0 +1,69 @@
+# Scripts to rule them all. `make run` and `make test` work on a fresh machine:
+# they create .venv, install, regenerate the stubs, then serve / test.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+STAMP  := $(VENV)/.installed-stamp
+PROTOS := $(shell find protos -name '*.proto')
+GEN    := clients/python/src
+
+.PHONY: help venv proto proto-check generate run test lint fmt typecheck check bench soak clean
+
+help:
+	@echo "make run        serve the dev profile (gRPC 127.0.0.1:50051, HTTP 127.0.0.1:8080)"
+	@echo "make test       install everything and run the whole test suite"
+	@echo "make proto      lint, format and regenerate the stubs from protos/"
+	@echo "make proto-check  fail if committed stubs differ from the protos"
+	@echo "make lint | fmt | typecheck | check | bench | clean"
+
+$(STAMP): pyproject.toml clients/python/pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ./clients/python -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Regenerate the committed stubs (protoc from grpcio-tools, .pyi from mypy-protobuf).
+generate: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(PY) -m grpc_tools.protoc -Iprotos \
+		--python_out=$(GEN) --grpc_python_out=$(GEN) \
+		--mypy_out=$(GEN) --mypy_grpc_out=$(GEN) $(PROTOS)
+
+proto: $(STAMP)
+	$(BIN)/buf lint
+	$(BIN)/buf format -w
+	$(MAKE) generate
+
+proto-check: generate
+	$(BIN)/buf lint
+	$(BIN)/buf format --exit-code -d
+	git diff --exit-code -- $(GEN) protos || \
+		(echo "generated stubs are out of date: run 'make proto' and commit" >&2; exit 1)
+
+run: generate
+	$(PY) -m gateway serve --dev
+
+test: generate
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy gateway clients/python/src tests
+
+check: lint typecheck proto-check test
+
+bench: generate
+	$(PY) -m tests.bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
