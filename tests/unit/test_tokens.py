@@ -1,0 +1,44 @@
+"""Stream user-token signing, checked by decoding with PyJWT."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import jwt
+import pytest
+
+from gateway.tokens import StreamTokenSigner
+from tests.fakes import FakeClock
+
+SECRET = "unit-test-stream-secret-at-least-32-bytes-long"
+
+
+@pytest.mark.parametrize("ttl_s", [60, 3600, 86_400])
+def test_claims_and_lifetime(ttl_s: int) -> None:
+    clock = FakeClock()
+    signer = StreamTokenSigner(api_key="k", api_secret=SECRET, clock=clock)
+    issued = signer.sign("buyer-42", timedelta(seconds=ttl_s))
+    claims = jwt.decode(issued.token, SECRET, algorithms=["HS256"], options={"verify_exp": False})
+    assert set(claims) == {"user_id", "iat", "exp"}
+    assert claims["user_id"] == "buyer-42"
+    assert claims["exp"] - claims["iat"] == ttl_s
+    assert claims["iat"] == int(clock.now.timestamp())
+    assert issued.expire_time.timestamp() == claims["exp"]
+    assert jwt.get_unverified_header(issued.token)["alg"] == "HS256"
+
+
+def test_wrong_secret_does_not_verify() -> None:
+    signer = StreamTokenSigner(api_key="k", api_secret=SECRET)
+    token = signer.sign("u", timedelta(minutes=5)).token
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(token, "another-secret-that-is-also-32-bytes-long!", algorithms=["HS256"])
+
+
+def test_sub_second_clock_is_truncated() -> None:
+    clock = FakeClock()
+    clock.advance(0.75)
+    issued = StreamTokenSigner(api_key="k", api_secret=SECRET, clock=clock).sign(
+        "u", timedelta(seconds=120)
+    )
+    claims = jwt.decode(issued.token, SECRET, algorithms=["HS256"], options={"verify_exp": False})
+    assert claims["exp"] - claims["iat"] == 120
