@@ -231,7 +231,9 @@ async def test_200_concurrent_ensures_create_exactly_once(
             )
         )
     assert sum(r.created for r in responses) == 1
-    assert len({r.channel.SerializeToString() for r in responses}) == 1
+    # Same channel for all; sync_state may read PENDING for callers that raced the first sync.
+    identities = {(r.channel.cid, r.channel.create_time.ToNanoseconds()) for r in responses}
+    assert len(identities) == 1
     assert len(rows(gateway)) == 1
 
 
