@@ -1,0 +1,72 @@
+"""Typed client for ``tradetrust.chat.v1.ChatGateway``.
+
+>>> from tradetrust.chat.client import AsyncChatGatewayClient
+>>> async with AsyncChatGatewayClient("127.0.0.1:50051", key) as client:
+...     ensured = await client.ensure_order_channel("ord-1", "buyer-42", "seller-7")
+"""
+
+from tradetrust.chat.client._aio import AsyncChatGatewayClient
+from tradetrust.chat.client._config import (
+    ClientOptions,
+    KeepaliveConfig,
+    RetryPolicy,
+    TlsConfig,
+)
+from tradetrust.chat.client._errors import (
+    ChatGatewayError,
+    ConflictError,
+    DeadlineExceededError,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+    UnauthenticatedError,
+    UnavailableError,
+    from_rpc_error,
+)
+from tradetrust.chat.client._models import (
+    Authorization,
+    EnsuredChannel,
+    IssuedToken,
+    OrderChannel,
+    Participant,
+    Role,
+    SyncState,
+)
+from tradetrust.chat.client._status import FieldViolation
+from tradetrust.chat.client._sync import ChatGatewayClient
+from tradetrust.chat.client._token_cache import (
+    AsyncTokenCache,
+    Clock,
+    ExpiredTokenError,
+    TokenCache,
+)
+
+__all__ = [
+    "AsyncChatGatewayClient",
+    "AsyncTokenCache",
+    "Authorization",
+    "ChatGatewayClient",
+    "ChatGatewayError",
+    "ClientOptions",
+    "Clock",
+    "ConflictError",
+    "DeadlineExceededError",
+    "EnsuredChannel",
+    "ExpiredTokenError",
+    "FieldViolation",
+    "InvalidArgumentError",
+    "IssuedToken",
+    "KeepaliveConfig",
+    "NotFoundError",
+    "OrderChannel",
+    "Participant",
+    "PermissionDeniedError",
+    "RetryPolicy",
+    "Role",
+    "SyncState",
+    "TlsConfig",
+    "TokenCache",
+    "UnauthenticatedError",
+    "UnavailableError",
+    "from_rpc_error",
+]
