@@ -69,6 +69,11 @@ class Settings:
     """``CHAT_GATEWAY_CHANNEL_TYPE``: Stream channel type of order channels."""
     database_url: str = "sqlite:///var/chat-gateway.db"
     """``CHAT_GATEWAY_DATABASE_URL``: ``sqlite:///path`` or ``postgresql://…``."""
+    database_pool_size: int = 10
+    """``CHAT_GATEWAY_DATABASE_POOL_SIZE``: most PostgreSQL connections per process."""
+    database_timeout_s: float = 2.0
+    """``CHAT_GATEWAY_DATABASE_TIMEOUT``: seconds one PostgreSQL registry call may take,
+    waiting for a pooled connection included; past it the call fails with UNAVAILABLE."""
     grpc_addr: str = "127.0.0.1:50051"
     """``CHAT_GATEWAY_GRPC_ADDR``: gRPC listen address."""
     http_addr: str = "127.0.0.1:8080"
@@ -176,10 +181,12 @@ _ENV_STRINGS = {
 _ENV_INTS = {
     "CHAT_GATEWAY_DEFAULT_TOKEN_TTL": "default_token_ttl_s",
     "CHAT_GATEWAY_MAX_TOKEN_TTL": "max_token_ttl_s",
+    "CHAT_GATEWAY_DATABASE_POOL_SIZE": "database_pool_size",
 }
 _ENV_FLOATS = {
     "CHAT_GATEWAY_STREAM_TIMEOUT": "stream_timeout_s",
     "CHAT_GATEWAY_INLINE_SYNC_BUDGET": "inline_sync_budget_s",
+    "CHAT_GATEWAY_DATABASE_TIMEOUT": "database_timeout_s",
 }
 
 
@@ -278,6 +285,10 @@ def _validated(s: Settings) -> Settings:
         or s.database_url.startswith(("postgresql://", "postgres://"))
     ):
         raise ConfigError("CHAT_GATEWAY_DATABASE_URL: use sqlite:///path or postgresql://…")
+    if s.database_pool_size < 1:
+        raise ConfigError("CHAT_GATEWAY_DATABASE_POOL_SIZE: must be at least 1")
+    if not 0 < s.database_timeout_s <= 60:
+        raise ConfigError("CHAT_GATEWAY_DATABASE_TIMEOUT: must be > 0 and <= 60 seconds")
     if not 60 <= s.max_token_ttl_s <= 30 * 86_400:
         raise ConfigError("CHAT_GATEWAY_MAX_TOKEN_TTL: must be between 60 and 2592000 seconds")
     if not 60 <= s.default_token_ttl_s <= s.max_token_ttl_s:

@@ -13,6 +13,7 @@ from gateway.chat import ChatBackend
 from gateway.chat.local import LocalChatBackend
 from gateway.config import ConfigError, Settings
 from gateway.registry import OrderRegistry
+from gateway.registry.postgres import PostgresRegistry
 from gateway.registry.sqlite import SqliteRegistry
 from gateway.rpc.server import GrpcEdge, build_grpc_edge
 from gateway.service import ChatService, TokenPolicy
@@ -27,6 +28,10 @@ async def open_registry(settings: Settings) -> OrderRegistry:
     url = settings.database_url
     if url.startswith("sqlite:///"):
         return await SqliteRegistry.open(url.removeprefix("sqlite:///"))
+    if url.startswith(("postgresql://", "postgres://")):
+        return await PostgresRegistry.open(
+            url, pool_size=settings.database_pool_size, timeout_s=settings.database_timeout_s
+        )
     raise ConfigError(f"CHAT_GATEWAY_DATABASE_URL: unsupported database {url.split(':')[0]!r}")
 
 
