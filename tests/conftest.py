@@ -63,6 +63,6 @@ async def channel(gateway: Gateway) -> AsyncIterator[grpc.aio.Channel]:
 
 
 @pytest.fixture
-def stub(channel: grpc.aio.Channel) -> pb_grpc.ChatGatewayStub:
-    """A ChatGateway stub on the test channel."""
+def stub(channel: grpc.aio.Channel) -> pb_grpc.ChatGatewayAsyncStub:
+    """A ChatGateway (asyncio) stub on the test channel."""
     return pb_grpc.ChatGatewayStub(channel)

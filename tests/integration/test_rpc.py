@@ -47,7 +47,7 @@ async def status_of(call: Any) -> grpc.StatusCode:
     return grpc.StatusCode.OK
 
 
-async def test_issue_token(stub: pb_grpc.ChatGatewayStub) -> None:
+async def test_issue_token(stub: pb_grpc.ChatGatewayAsyncStub) -> None:
     response = await stub.IssueToken(
         pb.IssueTokenRequest(user_id="buyer-42", ttl=duration_pb2.Duration(seconds=3600)),
         metadata=WEB_BACKEND,
@@ -58,13 +58,13 @@ async def test_issue_token(stub: pb_grpc.ChatGatewayStub) -> None:
     assert int(response.expire_time.ToDatetime().timestamp()) == claims["exp"]
 
 
-async def test_issue_token_default_ttl_is_24h(stub: pb_grpc.ChatGatewayStub) -> None:
+async def test_issue_token_default_ttl_is_24h(stub: pb_grpc.ChatGatewayAsyncStub) -> None:
     response = await stub.IssueToken(pb.IssueTokenRequest(user_id="u1"), metadata=WEB_BACKEND)
     claims = jwt.decode(response.token, DEV_STREAM_API_SECRET, algorithms=["HS256"])
     assert claims["exp"] - claims["iat"] == 86_400
 
 
-async def test_ensure_is_idempotent(stub: pb_grpc.ChatGatewayStub, gateway: Gateway) -> None:
+async def test_ensure_is_idempotent(stub: pb_grpc.ChatGatewayAsyncStub, gateway: Gateway) -> None:
     first = await stub.EnsureOrderChannel(ensure_request(), metadata=ORDER_SERVICE)
     second = await stub.EnsureOrderChannel(ensure_request(), metadata=ORDER_SERVICE)
     assert first.created and not second.created
@@ -74,7 +74,7 @@ async def test_ensure_is_idempotent(stub: pb_grpc.ChatGatewayStub, gateway: Gate
 
 
 async def test_conflict_is_failed_precondition_and_changes_nothing(
-    stub: pb_grpc.ChatGatewayStub, gateway: Gateway
+    stub: pb_grpc.ChatGatewayAsyncStub, gateway: Gateway
 ) -> None:
     await stub.EnsureOrderChannel(ensure_request(), metadata=ORDER_SERVICE)
     before = rows(gateway)
@@ -85,7 +85,7 @@ async def test_conflict_is_failed_precondition_and_changes_nothing(
     assert rows(gateway) == before
 
 
-async def test_authorize(stub: pb_grpc.ChatGatewayStub) -> None:
+async def test_authorize(stub: pb_grpc.ChatGatewayAsyncStub) -> None:
     await stub.EnsureOrderChannel(ensure_request(), metadata=ORDER_SERVICE)
     seller = await stub.AuthorizeParticipant(
         pb.AuthorizeParticipantRequest(order_id="ord-1", user_id="seller-7"), metadata=WEB_BACKEND
@@ -148,7 +148,7 @@ HOSTILE = [
 
 @pytest.mark.parametrize("value", HOSTILE)
 async def test_hostile_input_is_rejected_and_registry_unchanged(
-    stub: pb_grpc.ChatGatewayStub, gateway: Gateway, value: str
+    stub: pb_grpc.ChatGatewayAsyncStub, gateway: Gateway, value: str
 ) -> None:
     await stub.EnsureOrderChannel(ensure_request(order_id="existing"), metadata=ORDER_SERVICE)
     before = rows(gateway)
@@ -179,7 +179,7 @@ async def test_hostile_input_is_rejected_and_registry_unchanged(
     "name", ["x" * 101, "Ana\x00", "Ana\r\nX-Injected: 1", "\u202eevil", "Ana\u200b", " Ana"]
 )
 async def test_hostile_display_names_are_rejected(
-    stub: pb_grpc.ChatGatewayStub, gateway: Gateway, name: str
+    stub: pb_grpc.ChatGatewayAsyncStub, gateway: Gateway, name: str
 ) -> None:
     code = await status_of(
         stub.EnsureOrderChannel(ensure_request(display_name=name), metadata=ORDER_SERVICE)
@@ -200,7 +200,7 @@ async def test_hostile_display_names_are_rejected(
     ],
 )
 async def test_hostile_image_urls_are_rejected(
-    stub: pb_grpc.ChatGatewayStub, gateway: Gateway, url: str
+    stub: pb_grpc.ChatGatewayAsyncStub, gateway: Gateway, url: str
 ) -> None:
     code = await status_of(
         stub.EnsureOrderChannel(ensure_request(image_url=url), metadata=ORDER_SERVICE)
@@ -210,7 +210,7 @@ async def test_hostile_image_urls_are_rejected(
 
 
 async def test_oversized_message_is_refused_and_server_keeps_serving(
-    stub: pb_grpc.ChatGatewayStub, gateway: Gateway
+    stub: pb_grpc.ChatGatewayAsyncStub, gateway: Gateway
 ) -> None:
     huge = ensure_request(display_name="x" * 100_000)
     code = await status_of(stub.EnsureOrderChannel(huge, metadata=ORDER_SERVICE))
@@ -221,7 +221,7 @@ async def test_oversized_message_is_refused_and_server_keeps_serving(
 
 
 async def test_200_concurrent_ensures_create_exactly_once(
-    stub: pb_grpc.ChatGatewayStub, gateway: Gateway
+    stub: pb_grpc.ChatGatewayAsyncStub, gateway: Gateway
 ) -> None:
     async with asyncio.timeout(60):
         responses = await asyncio.gather(
@@ -254,7 +254,7 @@ REQUESTS = {
 @pytest.mark.parametrize("service", sorted(GRANTS))
 @pytest.mark.parametrize("method", sorted(REQUESTS))
 async def test_auth_matrix(
-    stub: pb_grpc.ChatGatewayStub, gateway: Gateway, service: str, method: str
+    stub: pb_grpc.ChatGatewayAsyncStub, gateway: Gateway, service: str, method: str
 ) -> None:
     await stub.EnsureOrderChannel(ensure_request(order_id="auth-matrix"), metadata=ORDER_SERVICE)
     code = await status_of(getattr(stub, method)(REQUESTS[method], metadata=KEYS[service]))
@@ -278,7 +278,7 @@ BAD_CREDENTIALS: list[Metadata] = [
 @pytest.mark.parametrize("metadata", BAD_CREDENTIALS)
 @pytest.mark.parametrize("method", sorted(REQUESTS))
 async def test_missing_or_unknown_key_is_unauthenticated(
-    stub: pb_grpc.ChatGatewayStub, gateway: Gateway, method: str, metadata: Metadata
+    stub: pb_grpc.ChatGatewayAsyncStub, gateway: Gateway, method: str, metadata: Metadata
 ) -> None:
     code = await status_of(getattr(stub, method)(REQUESTS[method], metadata=metadata))
     assert code == grpc.StatusCode.UNAUTHENTICATED
@@ -302,7 +302,6 @@ async def test_health_and_reflection_need_no_key(channel: grpc.aio.Channel) -> N
 
 
 async def test_unknown_method_is_unimplemented(channel: grpc.aio.Channel) -> None:
-    call = channel.unary_unary("/tradetrust.chat.v1.ChatGateway/DeleteEverything")(
-        b"", metadata=ORDER_SERVICE
-    )
+    method: Any = channel.unary_unary("/tradetrust.chat.v1.ChatGateway/DeleteEverything")
+    call = method(b"", metadata=ORDER_SERVICE)
     assert await status_of(call) == grpc.StatusCode.UNIMPLEMENTED

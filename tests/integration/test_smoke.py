@@ -8,7 +8,7 @@ from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
 from tests.conftest import ORDER_SERVICE
 
 
-async def test_ensure_then_authorize(stub: pb_grpc.ChatGatewayStub) -> None:
+async def test_ensure_then_authorize(stub: pb_grpc.ChatGatewayAsyncStub) -> None:
     created = await stub.EnsureOrderChannel(
         pb.EnsureOrderChannelRequest(
             order_id="o-1", buyer=pb.Participant(user_id="b"), seller=pb.Participant(user_id="s")

@@ -21,6 +21,8 @@ from gateway.domain import (
 )
 from gateway.rpc.errors import ErrorMappingInterceptor
 
+INTERCEPTORS: Any = [ErrorMappingInterceptor()]
+
 
 def raising(error: Exception) -> Any:
     def special_case(_: str, __: Any) -> str:
@@ -42,7 +44,7 @@ def raising(error: Exception) -> Any:
     ],
 )
 def test_domain_error_maps_to_status(error: GatewayError, code: grpc.StatusCode) -> None:
-    with dummy_client({"x": raising(error)}, [ErrorMappingInterceptor()], aio_server=True) as c:
+    with dummy_client({"x": raising(error)}, INTERCEPTORS, aio_server=True) as c:
         with pytest.raises(grpc.RpcError) as info:
             c.Execute(DummyRequest(input="x"))
     rpc_error: Any = info.value
@@ -60,9 +62,7 @@ def test_domain_error_maps_to_status(error: GatewayError, code: grpc.StatusCode)
 
 def test_unknown_exception_is_internal_and_not_leaked() -> None:
     secret = "stack-detail-that-must-not-leak"
-    with dummy_client(
-        {"x": raising(RuntimeError(secret))}, [ErrorMappingInterceptor()], aio_server=True
-    ) as c:
+    with dummy_client({"x": raising(RuntimeError(secret))}, INTERCEPTORS, aio_server=True) as c:
         with pytest.raises(grpc.RpcError) as info:
             c.Execute(DummyRequest(input="x"))
     rpc_error: Any = info.value

@@ -105,20 +105,22 @@ def test_participant_names_the_nested_field() -> None:
     assert info.value.field == "seller.image_url"
 
 
-BOUNDS = {
-    "default": timedelta(hours=24),
-    "minimum": timedelta(seconds=60),
-    "maximum": timedelta(hours=24),
-}
+def ttl(value: timedelta | None) -> timedelta:
+    return validation.token_ttl(
+        value,
+        default=timedelta(hours=24),
+        minimum=timedelta(seconds=60),
+        maximum=timedelta(hours=24),
+    )
 
 
 def test_ttl_default_and_bounds() -> None:
-    assert validation.token_ttl(None, **BOUNDS) == timedelta(hours=24)
-    assert validation.token_ttl(timedelta(seconds=60), **BOUNDS) == timedelta(seconds=60)
-    assert validation.token_ttl(timedelta(hours=24), **BOUNDS) == timedelta(hours=24)
+    assert ttl(None) == timedelta(hours=24)
+    assert ttl(timedelta(seconds=60)) == timedelta(seconds=60)
+    assert ttl(timedelta(hours=24)) == timedelta(hours=24)
     for bad in (timedelta(seconds=59), timedelta(hours=24, seconds=1), timedelta(seconds=-5)):
         with pytest.raises(InvalidArgumentError) as info:
-            validation.token_ttl(bad, **BOUNDS)
+            ttl(bad)
         assert info.value.field == "ttl"
 
 
