@@ -1,0 +1,90 @@
+"""FakeGateway: an in-process ChatGateway whose answers, failures and stalls tests script."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import dataclass, field
+
+import grpc
+from tradetrust.chat.v1 import chat_gateway_pb2 as pb
+from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
+
+Context = grpc.aio.ServicerContext[object, object]
+
+
+@dataclass
+class FakeGateway(pb_grpc.ChatGatewayServicer):
+    """Counts attempts per method; fails the first ``fail_first`` attempts with
+    ``fail_code``; ``abort`` fails every call with a given status; ``stall_s`` delays answers."""
+
+    addr: str = ""
+    fail_first: int = 0
+    fail_code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE
+    abort: tuple[grpc.StatusCode, str, tuple[tuple[str, str | bytes], ...]] | None = None
+    stall_s: float = 0.0
+    attempts: Counter[str] = field(default_factory=Counter)
+    keys: list[str] = field(default_factory=list)
+    peer_identities: list[bytes] = field(default_factory=list)
+
+    async def _enter(self, method: str, context: Context) -> None:
+        self.attempts[method] += 1
+        for name, value in context.invocation_metadata() or ():
+            if name == "authorization" and isinstance(value, str):
+                self.keys.append(value)
+        identities = context.peer_identities()
+        if identities:
+            self.peer_identities.extend(identities)
+        if self.attempts[method] <= self.fail_first:
+            await context.abort(self.fail_code, f"scripted failure {self.attempts[method]}")
+        if self.abort is not None:
+            code, details, trailers = self.abort
+            await context.abort(code, details, trailers)
+        if self.stall_s:
+            await asyncio.sleep(self.stall_s)
+
+    async def IssueToken(  # noqa: N802
+        self, request: pb.IssueTokenRequest, context: Context
+    ) -> pb.IssueTokenResponse:
+        await self._enter("IssueToken", context)
+        response = pb.IssueTokenResponse(token="t", api_key="k", user_id=request.user_id)
+        response.expire_time.GetCurrentTime()
+        response.expire_time.seconds += 3600
+        return response
+
+    async def EnsureOrderChannel(  # noqa: N802
+        self, request: pb.EnsureOrderChannelRequest, context: Context
+    ) -> pb.EnsureOrderChannelResponse:
+        await self._enter("EnsureOrderChannel", context)
+        channel = pb.OrderChannel(
+            order_id=request.order_id,
+            channel_type="messaging",
+            channel_id=f"order-{request.order_id}",
+            cid=f"messaging:order-{request.order_id}",
+            buyer_user_id=request.buyer.user_id,
+            seller_user_id=request.seller.user_id,
+            sync_state=pb.SYNC_STATE_PENDING,
+        )
+        return pb.EnsureOrderChannelResponse(channel=channel, created=True)
+
+    async def AuthorizeParticipant(  # noqa: N802
+        self, request: pb.AuthorizeParticipantRequest, context: Context
+    ) -> pb.AuthorizeParticipantResponse:
+        await self._enter("AuthorizeParticipant", context)
+        return pb.AuthorizeParticipantResponse(allowed=False)
+
+
+async def start_fake(
+    credentials: grpc.ServerCredentials | None = None,
+) -> tuple[grpc.aio.Server, FakeGateway]:
+    """Serve a FakeGateway on a free loopback port (TLS when ``credentials`` is given)."""
+    fake = FakeGateway()
+    server = grpc.aio.server()
+    pb_grpc.add_ChatGatewayServicer_to_server(fake, server)
+    if credentials is None:
+        port = server.add_insecure_port("127.0.0.1:0")
+    else:
+        port = server.add_secure_port("127.0.0.1:0", credentials)
+    await server.start()
+    fake.addr = f"127.0.0.1:{port}"
+    return server, fake
