@@ -92,6 +92,10 @@ class Settings:
     """``CHAT_GATEWAY_SESSION_AUDIENCE``: required ``aud`` of session JWTs, if set."""
     cors_origins: tuple[str, ...] = ()
     """``CHAT_GATEWAY_CORS_ORIGINS``: comma-separated browser origins allowed by CORS."""
+    token_rate_limit_per_min: float = 30.0
+    """``CHAT_GATEWAY_TOKEN_RATE_LIMIT``: HTTP bridge token requests per user per minute."""
+    token_rate_limit_burst: int = 10
+    """``CHAT_GATEWAY_TOKEN_RATE_BURST``: token requests a user may make at once (bucket size)."""
     default_token_ttl_s: int = 86_400
     """``CHAT_GATEWAY_DEFAULT_TOKEN_TTL``: seconds a token lives when no ttl is asked."""
     max_token_ttl_s: int = 86_400
@@ -181,11 +185,13 @@ _ENV_STRINGS = {
 _ENV_INTS = {
     "CHAT_GATEWAY_DEFAULT_TOKEN_TTL": "default_token_ttl_s",
     "CHAT_GATEWAY_MAX_TOKEN_TTL": "max_token_ttl_s",
+    "CHAT_GATEWAY_TOKEN_RATE_BURST": "token_rate_limit_burst",
     "CHAT_GATEWAY_DATABASE_POOL_SIZE": "database_pool_size",
 }
 _ENV_FLOATS = {
     "CHAT_GATEWAY_STREAM_TIMEOUT": "stream_timeout_s",
     "CHAT_GATEWAY_INLINE_SYNC_BUDGET": "inline_sync_budget_s",
+    "CHAT_GATEWAY_TOKEN_RATE_LIMIT": "token_rate_limit_per_min",
     "CHAT_GATEWAY_DATABASE_TIMEOUT": "database_timeout_s",
 }
 
@@ -297,6 +303,10 @@ def _validated(s: Settings) -> Settings:
         )
     if s.stream_timeout_s <= 0 or s.inline_sync_budget_s < 0:
         raise ConfigError("stream timeout must be > 0 and inline sync budget >= 0 seconds")
+    if s.token_rate_limit_per_min <= 0 or s.token_rate_limit_burst < 1:
+        raise ConfigError(
+            "CHAT_GATEWAY_TOKEN_RATE_LIMIT must be > 0 and CHAT_GATEWAY_TOKEN_RATE_BURST >= 1"
+        )
     names = [g.name for g in s.services]
     if len(set(names)) != len(names):
         raise ConfigError("CHAT_GATEWAY_SERVICES: service names must be unique")

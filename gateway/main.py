@@ -9,6 +9,7 @@ import signal
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from gateway.bridge import BridgeEdge, build_bridge_edge
 from gateway.chat import ChatBackend
 from gateway.chat.local import LocalChatBackend
 from gateway.config import ConfigError, Settings
@@ -52,6 +53,7 @@ class Gateway:
     service: ChatService
     sync: ChannelSync
     grpc: GrpcEdge
+    bridge: BridgeEdge
     _stop_sync: asyncio.Event = field(default_factory=asyncio.Event)
     _sync_task: asyncio.Task[None] | None = None
 
@@ -60,10 +62,24 @@ class Gateway:
         """The bound gRPC port (useful when configured with port 0)."""
         return self.grpc.port
 
+    @property
+    def http_port(self) -> int:
+        """The bound HTTP bridge port (known once started; useful with port 0)."""
+        return self.bridge.port
+
     async def start(self) -> None:
         """Start the background sync and the edges; health turns SERVING last."""
         self._sync_task = asyncio.create_task(self.sync.run(self._stop_sync), name="sync-worker")
         await self.grpc.start()
+        try:
+            await self.bridge.start()
+        except BaseException:
+            await self.grpc.stop(0)
+            raise
+        logger.info(
+            "http bridge serving http=%s",
+            f"{self.settings.http_addr.rpartition(':')[0]}:{self.http_port}",
+        )
         logger.info(
             "gateway serving grpc=%s backend=%s database=%s",
             f"{self.settings.grpc_addr.rpartition(':')[0]}:{self.grpc_port}",
@@ -74,6 +90,7 @@ class Gateway:
     async def stop(self, grace_s: float = 10.0) -> None:
         """Drain the edges, stop the worker, close the backend and the registry."""
         logger.info("gateway stopping (grace %.1fs)", grace_s)
+        await self.bridge.stop()
         await self.grpc.stop(grace_s)
         self._stop_sync.set()
         if self._sync_task is not None:
@@ -111,8 +128,15 @@ async def build_gateway(settings: Settings) -> Gateway:
         inline_sync_budget_s=settings.inline_sync_budget_s,
     )
     edge = build_grpc_edge(service, settings.services, settings.grpc_addr)
+    bridge = build_bridge_edge(service, registry, settings)
     return Gateway(
-        settings=settings, registry=registry, backend=backend, service=service, sync=sync, grpc=edge
+        settings=settings,
+        registry=registry,
+        backend=backend,
+        service=service,
+        sync=sync,
+        grpc=edge,
+        bridge=bridge,
     )
 
 

@@ -1,0 +1,126 @@
+"""The bridge's aiohttp application and its listener (:class:`BridgeEdge`)."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from gateway.bridge import handlers
+from gateway.bridge.cors import CorsPolicy
+from gateway.bridge.errors import error_middleware
+from gateway.bridge.handlers import CONTEXT, BridgeContext, Readiness
+from gateway.bridge.openapi import openapi_document
+from gateway.bridge.ratelimit import TokenBucketLimiter
+from gateway.bridge.session import SessionVerifier
+from gateway.config import Settings
+from gateway.registry import OrderRegistry
+from gateway.service import ChatService
+
+logger = logging.getLogger(__name__)
+
+TOKEN_PATH = "/api/chat/stream/token"
+CHANNEL_PATH = "/api/chat/stream/channel"
+OPENAPI_PATH = "/api/chat/stream/openapi.json"
+SHUTDOWN_TIMEOUT_S = 10.0
+
+
+def build_bridge_app(
+    *,
+    service: ChatService,
+    registry: OrderRegistry,
+    settings: Settings,
+    verifier: SessionVerifier | None = None,
+    limiter: TokenBucketLimiter | None = None,
+    readiness: Readiness | None = None,
+) -> web.Application:
+    """The bridge application on the given service layer (collaborators overridable)."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=handlers.MAX_BODY_BYTES)
+    app[CONTEXT] = BridgeContext(
+        service=service,
+        registry=registry,
+        verifier=verifier or SessionVerifier.from_settings(settings),
+        limiter=limiter
+        or TokenBucketLimiter(
+            rate_per_s=settings.token_rate_limit_per_min / 60.0,
+            burst=settings.token_rate_limit_burst,
+        ),
+        document=openapi_document(
+            cookie_name=settings.session_cookie, max_ttl_s=settings.max_token_ttl_s
+        ),
+        readiness=readiness or Readiness(),
+    )
+    cors = CorsPolicy(settings.cors_origins)
+    app.on_response_prepare.append(cors.on_response_prepare)
+    app.on_response_prepare.append(_security_headers)
+
+    token = app.router.add_resource(TOKEN_PATH)
+    token.add_route("GET", handlers.issue_token)
+    token.add_route("POST", handlers.issue_token)
+    token.add_route("OPTIONS", cors.preflight(["GET", "POST"]))
+    channel = app.router.add_resource(CHANNEL_PATH)
+    channel.add_route("POST", handlers.open_channel)
+    channel.add_route("OPTIONS", cors.preflight(["POST"]))
+    app.router.add_get(OPENAPI_PATH, handlers.openapi)
+    app.router.add_get("/healthz", handlers.healthz)
+    app.router.add_get("/readyz", handlers.readyz)
+    return app
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+
+
+def split_host_port(addr: str) -> tuple[str, int]:
+    """``host:port`` (IPv6 hosts in brackets) -> ``(host, port)``."""
+    host, _, port = addr.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+class BridgeEdge:
+    """The bridge's HTTP listener on the gateway's event loop; ``port`` is known once started."""
+
+    def __init__(self, app: web.Application, addr: str) -> None:
+        self.app = app
+        self._host, self._port = split_host_port(addr)
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def readiness(self) -> Readiness:
+        """What ``/readyz`` reports besides the registry check."""
+        return self.app[CONTEXT].readiness
+
+    @property
+    def port(self) -> int:
+        """The bound port (the configured one, or the one picked for port 0)."""
+        if self._runner is None or not self._runner.addresses:
+            raise RuntimeError("the HTTP bridge is not started")
+        address = self._runner.addresses[0]
+        return int(address[1])
+
+    async def start(self) -> None:
+        """Bind and serve; ``/readyz`` turns ready."""
+        runner = web.AppRunner(self.app, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self._host, self._port).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self.readiness.started = True
+
+    async def stop(self) -> None:
+        """Turn not-ready, stop accepting, let in-flight requests finish, close."""
+        self.readiness.started = False
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+def build_bridge_edge(
+    service: ChatService, registry: OrderRegistry, settings: Settings
+) -> BridgeEdge:
+    """The bridge for ``settings.http_addr`` (port 0: any free port), not started yet."""
+    app = build_bridge_app(service=service, registry=registry, settings=settings)
+    return BridgeEdge(app, settings.http_addr)

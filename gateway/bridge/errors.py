@@ -1,0 +1,100 @@
+"""The bridge's one error middleware: every failure becomes ``{"error": {code, message}}``.
+
+Domain errors map through :class:`gateway.domain.ErrorCode` (its ``reason`` and
+``http_status``); aiohttp's own HTTP errors (no route, wrong method, body too large, …)
+map by status to the bridge-only codes. Anything else is logged and reported as
+``internal`` without detail.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from gateway.domain import ErrorCode, GatewayError, RateLimitedError
+
+logger = logging.getLogger(__name__)
+
+_HTTP_CODES: dict[int, str] = {
+    400: "invalid_argument",
+    401: "unauthenticated",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+    503: "unavailable",
+}
+"""aiohttp HTTP errors -> contract codes (the bridge-only ones are 405, 413 and 415)."""
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    """The contract's JSON error body with ``status``; never cached."""
+    response = web.json_response(
+        {"error": {"code": code, "message": message}}, status=status, headers=headers
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _from_domain(error: GatewayError) -> web.Response:
+    code: ErrorCode = error.code
+    headers: dict[str, str] = {}
+    if isinstance(error, RateLimitedError):
+        headers["Retry-After"] = str(max(1, math.ceil(error.retry_after_s)))
+    if code is ErrorCode.UNAUTHENTICATED:
+        headers["WWW-Authenticate"] = 'Bearer realm="tradetrust-chat"'
+    if code is ErrorCode.INTERNAL:
+        return error_response(500, code.reason, "internal error")
+    return error_response(code.http_status, code.reason, error.message, headers)
+
+
+def _from_http(exc: web.HTTPException) -> web.Response:
+    status = exc.status
+    headers: dict[str, str] = {}
+    if status == 405 and "Allow" in exc.headers:
+        headers["Allow"] = exc.headers["Allow"]
+    code = _HTTP_CODES.get(status)
+    if code is None:
+        code = "internal" if status >= 500 else "invalid_argument"
+    messages = {
+        404: "no such resource",
+        405: "method not allowed",
+        413: "request body too large",
+        415: "expected Content-Type: application/json",
+    }
+    message = exc.text if code == "invalid_argument" and exc.text else messages.get(status, code)
+    return error_response(status, code, message, headers)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn every exception into a precise JSON error; log unexpected ones once."""
+    try:
+        return await handler(request)
+    except GatewayError as exc:
+        level = logging.ERROR if exc.code is ErrorCode.INTERNAL else logging.INFO
+        logger.log(
+            level,
+            "http failed method=%s path=%s code=%s reason=%s",
+            request.method,
+            request.path,
+            exc.code.reason,
+            exc.message,
+        )
+        return _from_domain(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise  # redirects and the like are not failures
+        return _from_http(exc)
+    except Exception:
+        logger.exception(
+            "http failed method=%s path=%s code=internal", request.method, request.path
+        )
+        return error_response(500, "internal", "internal error")

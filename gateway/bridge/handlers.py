@@ -1,0 +1,219 @@
+"""Bridge request handlers: session in, service layer, contract JSON out.
+
+The user id comes only from the verified session, never from the request. Handlers raise
+domain errors; :mod:`gateway.bridge.errors` turns them into the JSON error model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from gateway.bridge.ratelimit import TokenBucketLimiter
+from gateway.bridge.session import SessionVerifier
+from gateway.domain import InvalidArgumentError, OrderChannel, Role, UnavailableError
+from gateway.registry import OrderRegistry
+from gateway.service import ChatService
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 16 * 1024
+"""Largest request body the bridge reads; larger ones get 413."""
+
+READINESS_TIMEOUT_S = 1.0
+
+_DIGITS = re.compile(r"[0-9]{1,10}")
+_FIELD_NAMES = {"order_id": "orderId", "user_id": "userId"}
+"""Service field paths -> the bridge's JSON names, so messages name what the caller sent."""
+
+
+@dataclass
+class Readiness:
+    """Whether the gateway around the bridge has finished starting (and not begun stopping)."""
+
+    started: bool = False
+
+
+@dataclass
+class BridgeContext:
+    """What the handlers need, stored once in the application."""
+
+    service: ChatService
+    registry: OrderRegistry
+    verifier: SessionVerifier
+    limiter: TokenBucketLimiter
+    document: dict[str, Any]
+    readiness: Readiness = field(default_factory=Readiness)
+
+
+CONTEXT = web.AppKey("bridge_context", BridgeContext)
+
+
+def rfc3339(moment: datetime) -> str:
+    """``2026-11-25T19:53:40Z``: UTC, whole seconds."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _renamed(error: InvalidArgumentError) -> InvalidArgumentError:
+    name = _FIELD_NAMES.get(error.field)
+    return InvalidArgumentError(name, error.reason) if name else error
+
+
+def _authenticate(ctx: BridgeContext, request: web.Request) -> str:
+    return ctx.verifier.user_id(ctx.verifier.token_from(request.headers, request.cookies))
+
+
+async def _json_object(request: web.Request, *, required: bool) -> dict[str, Any] | None:
+    """The request's JSON object body; ``None`` when there is none and none is required."""
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise web.HTTPRequestEntityTooLarge(
+            max_size=MAX_BODY_BYTES, actual_size=request.content_length
+        )
+    if not request.body_exists:
+        if required:
+            raise InvalidArgumentError("body", "a JSON object is required")
+        return None
+    ctype = request.content_type
+    if ctype != "application/json" and not (
+        ctype.startswith("application/") and ctype.endswith("+json")
+    ):
+        raise web.HTTPUnsupportedMediaType()
+    raw = await request.read()  # the app's client_max_size bounds chunked bodies (413)
+    if not raw.strip():
+        if required:
+            raise InvalidArgumentError("body", "a JSON object is required")
+        return None
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidArgumentError("body", "is not valid JSON") from exc
+    if not isinstance(data, dict):
+        raise InvalidArgumentError("body", "must be a JSON object")
+    return data
+
+
+def _only_fields(body: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise InvalidArgumentError(unknown[0][:64], "is not a known field")
+
+
+def _ttl_from_query(raw: str) -> timedelta:
+    if _DIGITS.fullmatch(raw) is None:
+        raise InvalidArgumentError("ttl", "must be a whole number of seconds")
+    return timedelta(seconds=int(raw))
+
+
+def _ttl_from_json(value: Any) -> timedelta:
+    # JSON has one number type: 300.0 is the integer 300, but 300.5 and true are not.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidArgumentError("ttl", "must be a whole number of seconds")
+    if isinstance(value, float) and not value.is_integer():
+        raise InvalidArgumentError("ttl", "must be a whole number of seconds")
+    if not 0 <= value <= 10**9:
+        raise InvalidArgumentError("ttl", "is out of range")
+    return timedelta(seconds=int(value))
+
+
+async def _requested_ttl(request: web.Request) -> timedelta | None:
+    query = request.query.getall("ttl", [])
+    if len(query) > 1:
+        raise InvalidArgumentError("ttl", "give it once")
+    ttl = _ttl_from_query(query[0]) if query else None
+    if request.method == "POST":
+        body = await _json_object(request, required=False)
+        if body is not None:
+            _only_fields(body, {"ttl"})
+            if "ttl" in body:
+                if ttl is not None:
+                    raise InvalidArgumentError("ttl", "give it in the query or the body, not both")
+                ttl = _ttl_from_json(body["ttl"])
+    return ttl
+
+
+async def issue_token(request: web.Request) -> web.Response:
+    """``GET``/``POST /api/chat/stream/token``: a Stream token for the session's user."""
+    ctx = request.app[CONTEXT]
+    user_id = _authenticate(ctx, request)
+    ctx.limiter.acquire(user_id)
+    ttl = await _requested_ttl(request)
+    try:
+        issued = await ctx.service.issue_token(user_id, ttl)
+    except InvalidArgumentError as exc:
+        raise _renamed(exc) from exc
+    response = web.json_response(
+        {
+            "token": issued.token,
+            "expiresAt": rfc3339(issued.expire_time),
+            "apiKey": issued.api_key,
+            "userId": issued.user_id,
+        }
+    )
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
+def channel_json(channel: OrderChannel, role: Role) -> dict[str, Any]:
+    """The contract's channel object."""
+    return {
+        "orderId": channel.order_id,
+        "channelType": channel.channel_type,
+        "channelId": channel.channel_id,
+        "cid": channel.cid,
+        "role": role.value,
+        "members": list(channel.member_ids),
+        "syncState": channel.sync_state.value,
+    }
+
+
+async def open_channel(request: web.Request) -> web.Response:
+    """``POST /api/chat/stream/channel {"orderId"}``: the order's channel for a participant."""
+    ctx = request.app[CONTEXT]
+    user_id = _authenticate(ctx, request)
+    body = await _json_object(request, required=True)
+    assert body is not None
+    _only_fields(body, {"orderId"})
+    order_id = body.get("orderId")
+    if order_id is None:
+        raise InvalidArgumentError("orderId", "is required")
+    if not isinstance(order_id, str):
+        raise InvalidArgumentError("orderId", "must be a string")
+    try:
+        channel, role = await ctx.service.open_order_channel(order_id, user_id)
+    except InvalidArgumentError as exc:
+        raise _renamed(exc) from exc
+    response = web.json_response(channel_json(channel, role))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process and its event loop answer."""
+    return web.json_response({"status": "ok"}, headers={"Cache-Control": "no-store"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: the gateway has started and the registry answers within a second."""
+    ctx = request.app[CONTEXT]
+    if not ctx.readiness.started:
+        raise UnavailableError("gateway is not started")
+    try:
+        async with asyncio.timeout(READINESS_TIMEOUT_S):
+            await ctx.registry.pending_stats()
+    except Exception as exc:
+        logger.warning("readiness: registry does not answer: %s", type(exc).__name__)
+        raise UnavailableError("registry does not answer") from exc
+    return web.json_response({"status": "ready"}, headers={"Cache-Control": "no-store"})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """The bridge's OpenAPI 3 document."""
+    return web.json_response(request.app[CONTEXT].document)

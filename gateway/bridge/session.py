@@ -1,0 +1,149 @@
+"""Browser session authentication: the session JWT from TradeTrust's login.
+
+The token comes from ``Authorization: Bearer <jwt>`` or, failing that, the session cookie.
+It is verified with exactly one algorithm family, chosen by the configured key (never by
+the token's header): an HS256 shared secret, or an RS256/ES256 PEM public key. ``exp`` and
+``sub`` are required; ``iss``/``aud`` are checked when configured. ``sub`` is the user id,
+and it must be an id Stream accepts. Every failure is :class:`UnauthenticatedError`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from gateway import validation
+from gateway.config import ConfigError, Settings
+from gateway.domain import InvalidArgumentError, UnauthenticatedError
+
+logger = logging.getLogger(__name__)
+
+MAX_SESSION_TOKEN_BYTES = 8 * 1024
+"""Longer bearer values are refused before any parsing."""
+
+LEEWAY_S = 5
+"""Clock skew tolerated on ``exp``/``nbf``/``iat`` between the login service and us."""
+
+_BEARER = "bearer "
+
+
+class SessionVerifier:
+    """Verifies session JWTs and returns the user id (``sub``)."""
+
+    def __init__(
+        self,
+        *,
+        key: str | bytes | ec.EllipticCurvePublicKey | rsa.RSAPublicKey | None,
+        algorithm: str,
+        cookie_name: str,
+        issuer: str | None = None,
+        audience: str | None = None,
+    ) -> None:
+        self._key = key
+        self._algorithm = algorithm
+        self._cookie_name = cookie_name
+        self._issuer = issuer
+        self._audience = audience
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SessionVerifier:
+        """Build from ``CHAT_GATEWAY_SESSION_*``; the public key file wins over the secret.
+
+        Raises:
+            ConfigError: the key file cannot be read or holds an unsupported key.
+        """
+        common: dict[str, Any] = {
+            "cookie_name": settings.session_cookie,
+            "issuer": settings.session_issuer,
+            "audience": settings.session_audience,
+        }
+        if settings.session_public_key_file:
+            key, algorithm = _load_public_key(settings.session_public_key_file)
+            return cls(key=key, algorithm=algorithm, **common)
+        if settings.session_secret:
+            return cls(key=settings.session_secret.encode(), algorithm="HS256", **common)
+        logger.warning(
+            "no CHAT_GATEWAY_SESSION_SECRET or CHAT_GATEWAY_SESSION_PUBLIC_KEY_FILE: "
+            "the HTTP bridge rejects every session"
+        )
+        return cls(key=None, algorithm="HS256", **common)
+
+    @property
+    def algorithm(self) -> str:
+        """The only JWT ``alg`` accepted."""
+        return self._algorithm
+
+    def token_from(self, headers: Mapping[str, str], cookies: Mapping[str, str]) -> str:
+        """The session token of a request: bearer header first, then the cookie."""
+        auth = headers.get("Authorization")
+        if auth is not None:
+            if not auth[: len(_BEARER)].lower() == _BEARER or not auth[len(_BEARER) :].strip():
+                raise UnauthenticatedError("Authorization: expected 'Bearer <session token>'")
+            return auth[len(_BEARER) :].strip()
+        token = cookies.get(self._cookie_name, "")
+        if not token:
+            raise UnauthenticatedError("no session: send Authorization: Bearer or the cookie")
+        return token
+
+    def user_id(self, token: str) -> str:
+        """Verify ``token`` and return its ``sub``.
+
+        Raises:
+            UnauthenticatedError: the token is missing, malformed, forged, of another
+                algorithm, expired, not yet valid, for another issuer or audience, or its
+                ``sub`` is not a valid user id.
+        """
+        if self._key is None:
+            raise UnauthenticatedError("session verification is not configured")
+        if len(token) > MAX_SESSION_TOKEN_BYTES:
+            raise UnauthenticatedError("session token is too long")
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=[self._algorithm],
+                issuer=self._issuer,
+                audience=self._audience,
+                leeway=LEEWAY_S,
+                options={"require": ["exp", "sub"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise UnauthenticatedError("session expired") from exc
+        except jwt.ImmatureSignatureError as exc:
+            raise UnauthenticatedError("session not valid yet") from exc
+        except jwt.InvalidAlgorithmError as exc:
+            raise UnauthenticatedError("session signed with a wrong algorithm") from exc
+        except jwt.InvalidTokenError as exc:
+            # Signature, format, iss/aud and missing claims; the detail stays in our log.
+            logger.info("session rejected: %s", type(exc).__name__)
+            raise UnauthenticatedError("invalid session") from exc
+        sub = claims.get("sub")
+        if not isinstance(sub, str):
+            raise UnauthenticatedError("invalid session: sub must be a string")
+        try:
+            return validation.user_id(sub, "sub")
+        except InvalidArgumentError as exc:
+            raise UnauthenticatedError(f"invalid session: {exc.message}") from exc
+
+
+def _load_public_key(
+    path: str,
+) -> tuple[ec.EllipticCurvePublicKey | rsa.RSAPublicKey, str]:
+    setting = "CHAT_GATEWAY_SESSION_PUBLIC_KEY_FILE"
+    try:
+        key = load_pem_public_key(Path(path).read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{setting}: cannot load a PEM public key from {path}: {exc}") from exc
+    if isinstance(key, rsa.RSAPublicKey):
+        if key.key_size < 2048:
+            raise ConfigError(f"{setting}: RSA keys must have at least 2048 bits")
+        return key, "RS256"
+    if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
+        return key, "ES256"
+    raise ConfigError(f"{setting}: expected an RSA or P-256 EC public key")
