@@ -1,0 +1,188 @@
+"""Each gRPC status surfaces as its own exception, with the field and reason the gateway
+sent; checked on synthetic errors, through a fake server and against the real gateway."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+from tradetrust.chat.client import (
+    AsyncChatGatewayClient,
+    ChatGatewayClient,
+    ChatGatewayError,
+    ClientOptions,
+    ConflictError,
+    DeadlineExceededError,
+    FieldViolation,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+    Role,
+    UnauthenticatedError,
+    UnavailableError,
+    from_rpc_error,
+)
+from tradetrust.chat.client._status import STATUS_DETAILS_KEY, status_details_bytes
+
+from tests.client.fakes import FakeGateway
+from tests.client.gateway_process import GatewayProcess, free_port
+
+ORDER_KEY = "dev-order-service-key"
+WEB_KEY = "dev-web-backend-key"
+
+EXPECTED: dict[grpc.StatusCode, type[ChatGatewayError]] = {
+    grpc.StatusCode.NOT_FOUND: NotFoundError,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
+    grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
+    grpc.StatusCode.FAILED_PRECONDITION: ConflictError,
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
+    grpc.StatusCode.UNAVAILABLE: UnavailableError,
+    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
+}
+
+
+def aio_error(
+    code: grpc.StatusCode, details: str, trailers: tuple[tuple[str, str | bytes], ...] = ()
+) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(
+        code, grpc.aio.Metadata(), grpc.aio.Metadata(*trailers), details=details
+    )
+
+
+@pytest.mark.parametrize("code", list(grpc.StatusCode), ids=lambda c: c.name)
+def test_every_status_maps_to_its_exception(code: grpc.StatusCode) -> None:
+    error = from_rpc_error(aio_error(code, "why"))
+    expected = EXPECTED.get(code, ChatGatewayError)
+    assert type(error) is expected
+    assert isinstance(error, ChatGatewayError)
+    assert error.code is code and error.details == "why"
+    assert str(error) == f"{code.name}: why"
+
+
+def test_invalid_argument_field_comes_from_bad_request_detail() -> None:
+    details = status_details_bytes(
+        3,
+        "buyer.user_id: bad",
+        reason="INVALID_ARGUMENT",
+        domain="chat.tradetrust.com",
+        violations=[FieldViolation("seller.image_url", "must be https")],
+    )
+    error = from_rpc_error(
+        aio_error(
+            grpc.StatusCode.INVALID_ARGUMENT, "buyer.user_id: bad", ((STATUS_DETAILS_KEY, details),)
+        )
+    )
+    assert isinstance(error, InvalidArgumentError)
+    assert error.field == "seller.image_url"  # the structured detail wins over the message
+    assert error.field_violations == (FieldViolation("seller.image_url", "must be https"),)
+    assert error.reason == "INVALID_ARGUMENT"
+    assert error.rich.domain == "chat.tradetrust.com"
+
+
+@pytest.mark.parametrize(
+    ("message", "field"),
+    [
+        ("ttl: must be between 60s and 86400s", "ttl"),
+        ("buyer.user_id: empty", "buyer.user_id"),
+        ("something else went wrong", None),
+        ("", None),
+    ],
+)
+def test_invalid_argument_field_falls_back_to_the_message_prefix(
+    message: str, field: str | None
+) -> None:
+    error = from_rpc_error(aio_error(grpc.StatusCode.INVALID_ARGUMENT, message))
+    assert isinstance(error, InvalidArgumentError)
+    assert error.field == field
+
+
+def test_malformed_status_details_are_ignored() -> None:
+    error = from_rpc_error(
+        aio_error(grpc.StatusCode.NOT_FOUND, "gone", ((STATUS_DETAILS_KEY, b"\xff\xff\xff"),))
+    )
+    assert isinstance(error, NotFoundError) and error.reason == ""
+
+
+async def test_status_details_travel_from_a_server(fake: FakeGateway) -> None:
+    details = status_details_bytes(
+        3, "bad", reason="INVALID_ARGUMENT", violations=[FieldViolation("order_id", "empty")]
+    )
+    fake.abort = (grpc.StatusCode.INVALID_ARGUMENT, "bad", ((STATUS_DETAILS_KEY, details),))
+    async with AsyncChatGatewayClient(fake.addr, "k") as client:
+        with pytest.raises(InvalidArgumentError) as caught:
+            await client.authorize_participant("", "u")
+    assert caught.value.field == "order_id"
+    assert caught.value.__cause__ is None  # raised "from None": no grpc noise chained
+
+
+async def test_service_key_is_sent_as_bearer_metadata(fake: FakeGateway) -> None:
+    async with AsyncChatGatewayClient(fake.addr, "secret-key") as client:
+        await client.issue_token("u")
+    await asyncio.to_thread(lambda: ChatGatewayClient(fake.addr, "other-key").issue_token("u"))
+    assert fake.keys == ["Bearer secret-key", "Bearer other-key"]
+
+
+@pytest.mark.parametrize("key", ["", " padded", "two\nlines"])
+def test_a_malformed_key_is_refused_up_front(key: str) -> None:
+    with pytest.raises(ValueError):
+        ChatGatewayClient("127.0.0.1:1", key)
+
+
+# --- against the real gateway process -------------------------------------------------
+
+
+async def test_real_gateway_statuses_async(gateway_proc: GatewayProcess) -> None:
+    addr = gateway_proc.addr
+    async with (
+        AsyncChatGatewayClient(addr, ORDER_KEY) as order,
+        AsyncChatGatewayClient(addr, WEB_KEY) as web,
+        AsyncChatGatewayClient(addr, "not-a-key") as stranger,
+    ):
+        ensured = await order.ensure_order_channel("err-1", "buyer-1", "seller-1")
+        assert ensured.created
+        with pytest.raises(ConflictError) as conflict:
+            await order.ensure_order_channel("err-1", "buyer-1", "mallory")
+        assert conflict.value.code is grpc.StatusCode.FAILED_PRECONDITION
+        with pytest.raises(NotFoundError) as missing:
+            await web.authorize_participant("no-such-order", "buyer-1")
+        assert missing.value.reason  # ErrorInfo.reason arrived
+        with pytest.raises(InvalidArgumentError) as invalid:
+            await order.ensure_order_channel("err-2", "same", "same")
+        assert invalid.value.field == "seller.user_id"
+        with pytest.raises(InvalidArgumentError) as bad_ttl:
+            await web.issue_token("buyer-1", ttl=5)
+        assert bad_ttl.value.field == "ttl"
+        with pytest.raises(PermissionDeniedError):
+            await order.issue_token("buyer-1")
+        with pytest.raises(UnauthenticatedError):
+            await stranger.authorize_participant("err-1", "buyer-1")
+        answer = await web.authorize_participant("err-1", "seller-1")
+        assert answer.allowed and answer.role is Role.SELLER
+        assert answer.channel is not None and answer.channel.cid == ensured.channel.cid
+        outsider = await web.authorize_participant("err-1", "mallory")
+        assert not outsider.allowed and outsider.role is None and outsider.channel is None
+
+
+def test_real_gateway_statuses_sync(gateway_proc: GatewayProcess) -> None:
+    addr = gateway_proc.addr
+    with ChatGatewayClient(addr, ORDER_KEY) as order, ChatGatewayClient(addr, WEB_KEY) as web:
+        order.ensure_order_channel("err-s", "buyer-1", "seller-1")
+        with pytest.raises(ConflictError):
+            order.ensure_order_channel("err-s", "mallory", "seller-1")
+        with pytest.raises(NotFoundError):
+            web.authorize_participant("no-such-order", "buyer-1")
+        with pytest.raises(InvalidArgumentError) as invalid:
+            order.ensure_order_channel("err s", "buyer-1", "seller-1")
+        assert invalid.value.field == "order_id"
+        with pytest.raises(PermissionDeniedError):
+            web.ensure_order_channel("err-s2", "buyer-1", "seller-1")
+    with ChatGatewayClient(addr, "not-a-key") as stranger, pytest.raises(UnauthenticatedError):
+        stranger.issue_token("buyer-1")
+
+
+async def test_unreachable_gateway_is_unavailable_when_failing_fast() -> None:
+    options = ClientOptions(wait_for_ready=False, deadline_s=5.0)
+    async with AsyncChatGatewayClient(f"127.0.0.1:{free_port()}", "k", options=options) as c:
+        with pytest.raises(UnavailableError):
+            await c.issue_token("u")
