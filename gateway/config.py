@@ -102,6 +102,13 @@ class Settings:
     """``CHAT_GATEWAY_MAX_TOKEN_TTL``: longest token lifetime a caller may ask for."""
     inline_sync_budget_s: float = 2.0
     """``CHAT_GATEWAY_INLINE_SYNC_BUDGET``: seconds EnsureOrderChannel waits for Stream."""
+    sync_poll_interval_s: float = 1.0
+    """``CHAT_GATEWAY_SYNC_POLL_INTERVAL``: seconds the idle sync worker waits between polls."""
+    sync_lease_s: float = 30.0
+    """``CHAT_GATEWAY_SYNC_LEASE``: seconds a worker's claim on a pending order lasts; a
+    crashed gateway's claims are taken over after this."""
+    sync_backoff_cap_s: float = 300.0
+    """``CHAT_GATEWAY_SYNC_BACKOFF_CAP``: longest delay between sync retries of one order."""
     log_level: str = "INFO"
     """``CHAT_GATEWAY_LOG_LEVEL``: ``DEBUG``, ``INFO``, ``WARNING`` or ``ERROR``."""
     dev_profile: bool = False
@@ -191,6 +198,9 @@ _ENV_INTS = {
 _ENV_FLOATS = {
     "CHAT_GATEWAY_STREAM_TIMEOUT": "stream_timeout_s",
     "CHAT_GATEWAY_INLINE_SYNC_BUDGET": "inline_sync_budget_s",
+    "CHAT_GATEWAY_SYNC_POLL_INTERVAL": "sync_poll_interval_s",
+    "CHAT_GATEWAY_SYNC_LEASE": "sync_lease_s",
+    "CHAT_GATEWAY_SYNC_BACKOFF_CAP": "sync_backoff_cap_s",
     "CHAT_GATEWAY_TOKEN_RATE_LIMIT": "token_rate_limit_per_min",
     "CHAT_GATEWAY_DATABASE_TIMEOUT": "database_timeout_s",
 }
@@ -303,6 +313,11 @@ def _validated(s: Settings) -> Settings:
         )
     if s.stream_timeout_s <= 0 or s.inline_sync_budget_s < 0:
         raise ConfigError("stream timeout must be > 0 and inline sync budget >= 0 seconds")
+    if min(s.sync_poll_interval_s, s.sync_lease_s, s.sync_backoff_cap_s) <= 0:
+        raise ConfigError(
+            "CHAT_GATEWAY_SYNC_POLL_INTERVAL, CHAT_GATEWAY_SYNC_LEASE and "
+            "CHAT_GATEWAY_SYNC_BACKOFF_CAP must be > 0 seconds"
+        )
     if s.token_rate_limit_per_min <= 0 or s.token_rate_limit_burst < 1:
         raise ConfigError(
             "CHAT_GATEWAY_TOKEN_RATE_LIMIT must be > 0 and CHAT_GATEWAY_TOKEN_RATE_BURST >= 1"

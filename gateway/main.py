@@ -12,6 +12,8 @@ from datetime import timedelta
 from gateway.bridge import BridgeEdge, build_bridge_edge
 from gateway.chat import ChatBackend
 from gateway.chat.local import LocalChatBackend
+from gateway.chat.readiness import log_stream_readiness
+from gateway.chat.stream import StreamChatBackend
 from gateway.config import ConfigError, Settings
 from gateway.registry import OrderRegistry
 from gateway.registry.postgres import PostgresRegistry
@@ -40,7 +42,7 @@ async def open_backend(settings: Settings) -> ChatBackend:
     """The chat backend named by ``CHAT_GATEWAY_BACKEND``; built inside the running loop."""
     if settings.backend == "local":
         return LocalChatBackend()
-    raise ConfigError("CHAT_GATEWAY_BACKEND=stream is not available in this build")
+    return await StreamChatBackend.open(settings)
 
 
 @dataclass
@@ -112,7 +114,12 @@ async def build_gateway(settings: Settings) -> Gateway:
     sync = ChannelSync(
         registry=registry,
         backend=backend,
-        policy=SyncPolicy(attempt_timeout_s=settings.stream_timeout_s),
+        policy=SyncPolicy(
+            attempt_timeout_s=settings.stream_timeout_s,
+            poll_interval_s=settings.sync_poll_interval_s,
+            lease_s=settings.sync_lease_s,
+            backoff_cap_s=settings.sync_backoff_cap_s,
+        ),
     )
     service = ChatService(
         registry=registry,
@@ -153,5 +160,16 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await gateway.start()
+    readiness: asyncio.Task[bool] | None = None
+    if isinstance(gateway.backend, StreamChatBackend):
+        # Report-only and in the background: a misconfigured or unreachable Stream app
+        # must not keep the gateway from recording orders.
+        readiness = asyncio.create_task(
+            log_stream_readiness(gateway.backend, settings.channel_type), name="stream-readiness"
+        )
     await stop.wait()
+    if readiness is not None:
+        readiness.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await readiness
     await gateway.stop()
