@@ -1,4 +1,4 @@
-"""Command line: ``python -m gateway serve|hash-key``."""
+"""Command line: ``python -m gateway serve|hash-key|check-stream``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import getpass
 import logging
 import sys
 
-from gateway.config import ConfigError, hash_key, load_settings
+from gateway.config import ConfigError, Settings, hash_key, load_settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,6 +30,17 @@ def _parser() -> argparse.ArgumentParser:
         help="dev profile: documented dev keys and secrets, local backend unless "
         "GETSTREAM_API_KEY is set; never for production",
     )
+    check = commands.add_parser(
+        "check-stream",
+        help="check (and with --apply, fix) the Stream app settings order chats need",
+        description="Verify that the order channel type has read events and uploads on and "
+        "that the app's upload configs allow images only. Exit 0 when ready, 1 when not, "
+        "3 when Stream cannot be asked.",
+    )
+    check.add_argument("--apply", action="store_true", help="fix what is wrong")
+    check.add_argument(
+        "--dev", action="store_true", help="dev profile settings (with GETSTREAM_API_KEY set)"
+    )
     commands.add_parser(
         "hash-key",
         help="print the SHA-256 of a service key (read from stdin) for CHAT_GATEWAY_SERVICES",
@@ -46,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         settings = load_settings(dev=args.dev)
+        if args.command == "check-stream" and settings.backend != "stream":
+            raise ConfigError("check-stream needs the stream backend (set GETSTREAM_API_KEY)")
     except ConfigError as exc:
         sys.stderr.write(f"configuration error: {exc}\n")
         return 2
@@ -53,10 +66,36 @@ def main(argv: list[str] | None = None) -> int:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    if args.command == "check-stream":
+        return asyncio.run(_check_stream(settings, apply=args.apply))
     from gateway.main import serve
 
     asyncio.run(serve(settings))
     return 0
+
+
+async def _check_stream(settings: Settings, *, apply: bool) -> int:
+    from gateway.chat import ChatBackendError
+    from gateway.chat.readiness import check_stream_app
+    from gateway.chat.stream import StreamChatBackend
+
+    backend = await StreamChatBackend.open(settings)
+    try:
+        report = await check_stream_app(backend, settings.channel_type, apply=apply)
+    except ChatBackendError as exc:
+        sys.stderr.write(f"cannot check the Stream app: {exc}\n")
+        return 3
+    finally:
+        await backend.close()
+    for fix in report.applied:
+        sys.stdout.write(f"fixed: {fix}\n")
+    for problem in report.problems:
+        sys.stdout.write(f"NOT READY: {problem}\n")
+    if report.ready:
+        sys.stdout.write(f"ready: channel type {settings.channel_type!r} and upload settings\n")
+        return 0
+    sys.stdout.write("run `python -m gateway check-stream --apply` to fix\n")
+    return 1
 
 
 if __name__ == "__main__":

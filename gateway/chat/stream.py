@@ -1,0 +1,262 @@
+"""The Stream chat backend: :class:`gateway.chat.ChatBackend` on the async stream-chat SDK.
+
+Every Stream call goes through :meth:`StreamChatBackend._call`, the one place where
+foreign failures become :class:`ChatBackendError`:
+
+- ``StreamAPIException`` 429 and 5xx (and 408), ``aiohttp`` client errors and timeouts are
+  *transient*; 429 carries ``retry_after_s`` from Stream's ``X-RateLimit-Reset`` header;
+- any other 4xx (bad request, bad credentials, missing permission) is not.
+
+The SDK's ``StreamAPIException`` has no response headers, so the backend gives the SDK its
+own ``aiohttp.ClientSession`` with a client middleware that records each response's
+rate-limit headers for the call in progress (a context variable scopes it to the calling
+task). When Stream says the limit is spent (a 429, or ``X-RateLimit-Remaining: 0``), the
+backend holds *every* further call until the reset time and fails it locally, so no
+request reaches Stream before the window reopens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from stream_chat import StreamChatAsync
+from stream_chat.base.exceptions import StreamAPIException
+
+from gateway.chat import ChatBackendError
+from gateway.config import Settings
+from gateway.domain import OrderChannel, Participant
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["DEFAULT_STREAM_URL", "StreamChatBackend"]
+
+DEFAULT_STREAM_URL = "https://chat.stream-io-api.com"
+"""Stream's API base URL, used when ``STREAM_CHAT_URL`` is not set."""
+
+_RATE_LIMIT_MARGIN_S = 0.05
+"""Added to Stream's reset time so a retry lands after it, not on it."""
+_MAX_RATE_LIMIT_WAIT_S = 3600.0
+"""A reset further away than this is treated as a clock problem and capped."""
+_MEMBER_PAGE = 100
+"""Members Stream returns with the channel; order channels have two."""
+
+
+@dataclass
+class _Observed:
+    """What the middleware saw of the last HTTP response of one SDK call."""
+
+    status: int | None = None
+    headers: Mapping[str, str] | None = None  # lower-cased names
+
+
+_observed: contextvars.ContextVar[_Observed | None] = contextvars.ContextVar(
+    "stream_observed", default=None
+)
+
+
+class StreamChatBackend:
+    """Makes Stream hold each order's channel with exactly its buyer and seller.
+
+    Build it with :meth:`open` inside the running loop; :meth:`close` it on shutdown.
+    """
+
+    def __init__(
+        self,
+        *,
+        client: StreamChatAsync,
+        system_user_id: str,
+        call_timeout_s: float,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._client = client
+        self._system_user_id = system_user_id
+        self._call_timeout_s = call_timeout_s
+        self._wall_clock = wall_clock
+        self._not_before = 0.0  # wall-clock time before which Stream must not be called
+
+    @classmethod
+    async def open(cls, settings: Settings) -> StreamChatBackend:
+        """Create the SDK client and its HTTP session in the running loop."""
+        base_url = settings.stream_base_url or DEFAULT_STREAM_URL
+        client = StreamChatAsync(
+            api_key=settings.stream_api_key,
+            api_secret=settings.stream_api_secret,
+            timeout=settings.stream_timeout_s,
+            base_url=base_url,
+        )
+        # The SDK opened a session of its own in __init__; swap in ours (same base URL and
+        # keep-alive), which lets the middleware see rate-limit headers.
+        own = client.session
+        client.set_http_session(
+            aiohttp.ClientSession(
+                base_url=base_url,
+                connector=aiohttp.TCPConnector(keepalive_timeout=59.0),
+                middlewares=(_observe_response,),
+            )
+        )
+        await own.close()
+        # STREAM_CHAT_TIMEOUT, read by the SDK, must not stretch our bound.
+        client.timeout = settings.stream_timeout_s
+        return cls(
+            client=client,
+            system_user_id=settings.stream_system_user_id,
+            call_timeout_s=settings.stream_timeout_s,
+        )
+
+    async def close(self) -> None:
+        """Close the SDK's HTTP session."""
+        await self._client.close()
+
+    # -- ChatBackend -----------------------------------------------------------------------
+
+    async def ensure_channel(self, channel: OrderChannel) -> None:
+        """Upsert both users (1 call), get-or-create the channel (1 call), then repair
+        membership and order data only if the existing channel drifted (extra calls).
+        """
+        users = [
+            _user(channel.buyer),
+            _user(channel.seller),
+            {"id": self._system_user_id},
+        ]
+        await self._call("upsert_users", lambda: self._client.upsert_users(users))
+        wanted = set(channel.member_ids)
+        handle = self._client.channel(
+            channel.channel_type,
+            channel.channel_id,
+            data={
+                "members": [{"user_id": uid} for uid in channel.member_ids],
+                "order_id": channel.order_id,
+                "created_by_id": self._system_user_id,
+            },
+        )
+        state = await self._call(
+            "get_or_create_channel",
+            lambda: handle.query(
+                watch=False, presence=False, state=True, members={"limit": _MEMBER_PAGE}
+            ),
+        )
+        present = {str(m.get("user_id")) for m in state.get("members") or []}
+        missing = sorted(wanted - present)
+        extra = sorted(present - wanted)
+        if missing:
+            logger.warning("channel %s drifted: adding members %s", channel.cid, missing)
+            await self._call(
+                "add_members",
+                lambda: handle.add_members([{"user_id": uid} for uid in missing]),
+            )
+        if extra:
+            logger.warning("channel %s drifted: removing members %s", channel.cid, extra)
+            await self._call("remove_members", lambda: handle.remove_members(extra))
+        stored = state.get("channel") or {}
+        if stored.get("order_id") != channel.order_id:
+            await self._call(
+                "set_order_id",
+                lambda: handle.update_partial(to_set={"order_id": channel.order_id}),
+            )
+
+    # -- app administration (readiness) ----------------------------------------------------
+
+    async def get_channel_type(self, name: str) -> dict[str, Any]:
+        """The channel type's configuration as Stream returns it."""
+        return await self._call("get_channel_type", lambda: self._client.get_channel_type(name))
+
+    async def update_channel_type(self, name: str, **changes: Any) -> dict[str, Any]:
+        """Update some settings of a channel type."""
+        return await self._call(
+            "update_channel_type", lambda: self._client.update_channel_type(name, **changes)
+        )
+
+    async def get_app_settings(self) -> dict[str, Any]:
+        """The app's settings (``{"app": {...}}``)."""
+        return await self._call("get_app_settings", self._client.get_app_settings)
+
+    async def update_app_settings(self, **changes: Any) -> dict[str, Any]:
+        """Update some app settings."""
+        return await self._call(
+            "update_app_settings", lambda: self._client.update_app_settings(**changes)
+        )
+
+    # -- the error boundary ----------------------------------------------------------------
+
+    async def _call(self, what: str, request: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
+        wait_s = self._not_before - self._wall_clock()
+        if wait_s > 0:
+            # Stream said the window is spent: fail here rather than spend a call.
+            raise ChatBackendError(
+                f"stream {what}: rate limited for {wait_s:.2f}s more",
+                transient=True,
+                retry_after_s=wait_s,
+            )
+        observed = _Observed()
+        token = _observed.set(observed)
+        try:
+            async with asyncio.timeout(self._call_timeout_s):
+                response = await request()
+        except StreamAPIException as exc:
+            raise self._api_error(what, exc, observed) from exc
+        except TimeoutError as exc:
+            raise ChatBackendError(
+                f"stream {what}: no answer within {self._call_timeout_s:g}s", transient=True
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise ChatBackendError(
+                f"stream {what}: {type(exc).__name__}: {exc}", transient=True
+            ) from exc
+        finally:
+            _observed.reset(token)
+        self._note_rate_limit(observed, exhausted_only=True)
+        return dict(response)
+
+    def _api_error(
+        self, what: str, exc: StreamAPIException, observed: _Observed
+    ) -> ChatBackendError:
+        status = int(exc.status_code)
+        message = f"stream {what}: HTTP {status}: {exc}"
+        if status == 429:
+            retry_after = self._note_rate_limit(observed, exhausted_only=False)
+            return ChatBackendError(message, transient=True, retry_after_s=retry_after)
+        return ChatBackendError(message, transient=status >= 500 or status == 408)
+
+    def _note_rate_limit(self, observed: _Observed, *, exhausted_only: bool) -> float | None:
+        """Hold calls until Stream's reset time; returns the wait, if any."""
+        headers = observed.headers or {}
+        if exhausted_only and headers.get("x-ratelimit-remaining", "").strip() != "0":
+            return None
+        try:
+            reset = float(headers["x-ratelimit-reset"])
+        except (KeyError, ValueError):
+            return None
+        wait_s = min(reset - self._wall_clock(), _MAX_RATE_LIMIT_WAIT_S)
+        if wait_s <= 0:
+            return 0.0 if not exhausted_only else None
+        wait_s += _RATE_LIMIT_MARGIN_S
+        self._not_before = max(self._not_before, self._wall_clock() + wait_s)
+        logger.warning("stream rate limit reached; holding calls for %.2fs", wait_s)
+        return wait_s
+
+
+async def _observe_response(
+    request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+) -> aiohttp.ClientResponse:
+    response = await handler(request)
+    observed = _observed.get()
+    if observed is not None:
+        observed.status = response.status
+        observed.headers = {k.lower(): v for k, v in response.headers.items()}
+    return response
+
+
+def _user(person: Participant) -> dict[str, str]:
+    user = {"id": person.user_id}
+    if person.display_name:
+        user["name"] = person.display_name
+    if person.image_url:
+        user["image"] = person.image_url
+    return user
