@@ -1,15 +1,28 @@
-"""Stream user tokens: HS256 JWTs signed locally with the Stream API secret."""
+"""Stream user tokens: HS256 JWTs signed locally with the Stream API secret.
+
+Signing is on the hot path of every chat page load, so it avoids generic JWT machinery:
+the header segment is constant, the HMAC key schedule is computed once, and a token is
+reused for identical claims within the same second. That reuse is exact, not a cache of
+something stale: ``iat``/``exp`` have one-second resolution, so two signings of the same
+user and lifetime within one second produce byte-identical tokens anyway. Tests verify
+every token with PyJWT.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-
-import jwt
 
 from gateway.domain import IssuedToken
 
 Clock = Callable[[], datetime]
+
+_HEADER_SEGMENT = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').rstrip(b"=")
+_MAX_REUSED = 4096
 
 
 def utc_now() -> datetime:
@@ -17,13 +30,19 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _b64(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
 class StreamTokenSigner:
     """Signs Stream user tokens (claims ``user_id``, ``iat``, ``exp``). Never calls Stream."""
 
     def __init__(self, *, api_key: str, api_secret: str, clock: Clock = utc_now) -> None:
         self._api_key = api_key
-        self._secret = api_secret.encode()
+        self._mac = hmac.new(api_secret.encode(), digestmod=hashlib.sha256)
         self._clock = clock
+        self._second = -1
+        self._reuse: dict[tuple[str, int], IssuedToken] = {}
 
     @property
     def api_key(self) -> str:
@@ -33,17 +52,29 @@ class StreamTokenSigner:
     def sign(self, user_id: str, ttl: timedelta) -> IssuedToken:
         """Sign a token for ``user_id`` valid for ``ttl`` (whole seconds) from now."""
         # Stream compares iat/exp as integer seconds; truncate so exp - iat == ttl exactly.
-        now = self._clock().replace(microsecond=0)
-        expires = now + ttl
-        token = jwt.encode(
-            {"user_id": user_id, "iat": int(now.timestamp()), "exp": int(expires.timestamp())},
-            self._secret,
-            algorithm="HS256",
-        )
+        iat = int(self._clock().timestamp())
+        lifetime = int(ttl.total_seconds())
+        if iat != self._second:
+            self._second = iat
+            self._reuse.clear()
+        key = (user_id, lifetime)
+        issued = self._reuse.get(key)
+        if issued is None:
+            issued = self._sign(user_id, iat, iat + lifetime)
+            if len(self._reuse) < _MAX_REUSED:
+                self._reuse[key] = issued
+        return issued
+
+    def _sign(self, user_id: str, iat: int, exp: int) -> IssuedToken:
+        payload = f'{{"user_id":{json.dumps(user_id)},"iat":{iat},"exp":{exp}}}'
+        signing_input = _HEADER_SEGMENT + b"." + _b64(payload.encode())
+        mac = self._mac.copy()
+        mac.update(signing_input)
+        token = (signing_input + b"." + _b64(mac.digest())).decode()
         return IssuedToken(
             token=token,
             user_id=user_id,
             api_key=self._api_key,
-            issue_time=now,
-            expire_time=expires,
+            issue_time=datetime.fromtimestamp(iat, UTC),
+            expire_time=datetime.fromtimestamp(exp, UTC),
         )

@@ -131,19 +131,25 @@ class SqliteRegistry:
     async def ensure(
         self, channel: OrderChannel, *, claim_for: timedelta
     ) -> tuple[OrderChannel, bool]:
+        def existing(row: sqlite3.Row) -> tuple[OrderChannel, bool]:
+            stored = _row_to_channel(row)
+            if not stored.same_participants(channel.buyer, channel.seller):
+                raise ParticipantConflictError(channel.order_id)
+            return stored, False
+
         def work() -> tuple[OrderChannel, bool]:
             db = self._db
+            select = f"SELECT {_COLUMNS} FROM orders WHERE order_id = ?"
+            # Repeats are the common case: answer them without taking the write lock.
+            row = db.execute(select, (channel.order_id,)).fetchone()
+            if row is not None:
+                return existing(row)
             db.execute("BEGIN IMMEDIATE")
             try:
-                row = db.execute(
-                    f"SELECT {_COLUMNS} FROM orders WHERE order_id = ?", (channel.order_id,)
-                ).fetchone()
+                row = db.execute(select, (channel.order_id,)).fetchone()
                 if row is not None:
                     db.execute("COMMIT")
-                    existing = _row_to_channel(row)
-                    if not existing.same_participants(channel.buyer, channel.seller):
-                        raise ParticipantConflictError(channel.order_id)
-                    return existing, False
+                    return existing(row)
                 now = self._clock()
                 db.execute(
                     "INSERT INTO orders (order_id, channel_type, channel_id, buyer_user_id, "

@@ -42,3 +42,28 @@ def test_sub_second_clock_is_truncated() -> None:
     )
     claims = jwt.decode(issued.token, SECRET, algorithms=["HS256"], options={"verify_exp": False})
     assert claims["exp"] - claims["iat"] == 120
+
+
+def test_byte_identical_to_pyjwt() -> None:
+    clock = FakeClock()
+    issued = StreamTokenSigner(api_key="k", api_secret=SECRET, clock=clock).sign(
+        "ana@tradetrust", timedelta(hours=1)
+    )
+    iat = int(clock.now.timestamp())
+    reference = jwt.encode(
+        {"user_id": "ana@tradetrust", "iat": iat, "exp": iat + 3600}, SECRET, algorithm="HS256"
+    )
+    assert issued.token == reference
+
+
+def test_reuse_only_within_the_same_second() -> None:
+    clock = FakeClock()
+    signer = StreamTokenSigner(api_key="k", api_secret=SECRET, clock=clock)
+    first = signer.sign("u", timedelta(minutes=5))
+    assert signer.sign("u", timedelta(minutes=5)) is first
+    assert signer.sign("u", timedelta(minutes=6)).token != first.token
+    assert signer.sign("v", timedelta(minutes=5)).token != first.token
+    clock.advance(1)
+    later = signer.sign("u", timedelta(minutes=5))
+    assert later.token != first.token
+    assert later.expire_time - first.expire_time == timedelta(seconds=1)
