@@ -109,6 +109,8 @@ class Settings:
     crashed gateway's claims are taken over after this."""
     sync_backoff_cap_s: float = 300.0
     """``CHAT_GATEWAY_SYNC_BACKOFF_CAP``: longest delay between sync retries of one order."""
+    registry_cache_entries: int = 50_000
+    """``CHAT_GATEWAY_REGISTRY_CACHE_ENTRIES``: synced orders kept in memory (0: none)."""
     log_level: str = "INFO"
     """``CHAT_GATEWAY_LOG_LEVEL``: ``DEBUG``, ``INFO``, ``WARNING`` or ``ERROR``."""
     dev_profile: bool = False
@@ -190,6 +192,7 @@ _ENV_STRINGS = {
     "CHAT_GATEWAY_LOG_LEVEL": "log_level",
 }
 _ENV_INTS = {
+    "CHAT_GATEWAY_REGISTRY_CACHE_ENTRIES": "registry_cache_entries",
     "CHAT_GATEWAY_DEFAULT_TOKEN_TTL": "default_token_ttl_s",
     "CHAT_GATEWAY_MAX_TOKEN_TTL": "max_token_ttl_s",
     "CHAT_GATEWAY_TOKEN_RATE_BURST": "token_rate_limit_burst",
@@ -311,6 +314,8 @@ def _validated(s: Settings) -> Settings:
         raise ConfigError(
             "CHAT_GATEWAY_DEFAULT_TOKEN_TTL: must be between 60 and CHAT_GATEWAY_MAX_TOKEN_TTL"
         )
+    if s.registry_cache_entries < 0:
+        raise ConfigError("CHAT_GATEWAY_REGISTRY_CACHE_ENTRIES: must be >= 0")
     if s.stream_timeout_s <= 0 or s.inline_sync_budget_s < 0:
         raise ConfigError("stream timeout must be > 0 and inline sync budget >= 0 seconds")
     if min(s.sync_poll_interval_s, s.sync_lease_s, s.sync_backoff_cap_s) <= 0:

@@ -16,6 +16,7 @@ from gateway.chat.readiness import log_stream_readiness
 from gateway.chat.stream import StreamChatBackend
 from gateway.config import ConfigError, Settings
 from gateway.registry import OrderRegistry
+from gateway.registry.cache import SyncedOrderCache
 from gateway.registry.postgres import PostgresRegistry
 from gateway.registry.sqlite import SqliteRegistry
 from gateway.rpc.server import GrpcEdge, build_grpc_edge
@@ -105,7 +106,9 @@ class Gateway:
 
 async def build_gateway(settings: Settings) -> Gateway:
     """Open every adapter and wire the gateway (not started yet)."""
-    registry = await open_registry(settings)
+    registry = SyncedOrderCache(
+        await open_registry(settings), max_entries=settings.registry_cache_entries
+    )
     try:
         backend = await open_backend(settings)
     except BaseException:
