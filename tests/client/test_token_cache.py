@@ -265,7 +265,7 @@ async def test_real_gateway_tokens_are_cached_and_refreshed(gateway_proc: Gatewa
 def test_real_gateway_sync_cache(gateway_proc: GatewayProcess) -> None:
     clock = FakeClock(datetime.now(UTC))
     with ChatGatewayClient(gateway_proc.addr, "dev-web-backend-key") as client:
-        cache = TokenCache(client, ttl=timedelta(seconds=600), clock=clock)
+        cache = TokenCache(client, ttl=timedelta(seconds=3600), clock=clock)
         first = cache.get("seller-7")
         clock.advance(timedelta(seconds=240))
         assert cache.get("seller-7") is first
