@@ -111,6 +111,8 @@ class StreamDouble:
             "file_upload_config": _default_upload_config(),
         }
         self.calls: list[Call] = []
+        self.requests_seen = 0
+        """Requests received, counted on arrival (``calls`` records them once answered)."""
         self.delay_s = 0.0
         """Every answer waits this long (slow Stream)."""
         self.rate_limited_until = 0
@@ -183,6 +185,7 @@ class StreamDouble:
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        self.requests_seen += 1
         raw = await request.read()
         try:
             body: Any = json.loads(raw) if raw else None
