@@ -45,7 +45,9 @@ _CHANNEL_TYPE_REQUIRED = ("automod", "automod_behavior", "max_message_length")
 class StreamAdmin(Protocol):
     """The app-administration calls readiness needs (``StreamChatBackend`` has them)."""
 
-    async def get_channel_type(self, name: str) -> dict[str, Any]: ...
+    async def get_channel_type(self, name: str) -> dict[str, Any] | None:
+        """The channel type's settings, or ``None`` if the app has no such type."""
+        ...
 
     async def update_channel_type(self, name: str, **changes: Any) -> dict[str, Any]: ...
 
@@ -108,13 +110,10 @@ async def log_stream_readiness(admin: StreamAdmin, channel_type: str) -> bool:
 async def _check_channel_type(
     admin: StreamAdmin, channel_type: str, apply: bool, report: ReadinessReport
 ) -> None:
-    try:
-        config = await admin.get_channel_type(channel_type)
-    except ChatBackendError as exc:
-        if exc.transient:
-            raise
+    config = await admin.get_channel_type(channel_type)
+    if config is None:
         report.problems.append(
-            f"channel type {channel_type!r} cannot be read ({exc}); create it in the dashboard"
+            f"channel type {channel_type!r} does not exist; create it in the Stream dashboard"
         )
         return
     off = [flag for flag in _CHANNEL_TYPE_FLAGS if config.get(flag) is not True]

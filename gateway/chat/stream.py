@@ -163,9 +163,15 @@ class StreamChatBackend:
 
     # -- app administration (readiness) ----------------------------------------------------
 
-    async def get_channel_type(self, name: str) -> dict[str, Any]:
-        """The channel type's configuration as Stream returns it."""
-        return await self._call("get_channel_type", lambda: self._client.get_channel_type(name))
+    async def get_channel_type(self, name: str) -> dict[str, Any] | None:
+        """The channel type's configuration as Stream returns it; ``None`` if there is none."""
+        try:
+            return await self._call("get_channel_type", lambda: self._client.get_channel_type(name))
+        except ChatBackendError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, StreamAPIException) and int(cause.status_code) == 404:
+                return None
+            raise
 
     async def update_channel_type(self, name: str, **changes: Any) -> dict[str, Any]:
         """Update some settings of a channel type."""
