@@ -64,9 +64,7 @@ def forged_jwt(
 ) -> str:
     """A hand-assembled JWT, for tokens PyJWT refuses to make (``alg: none``, HS256 keyed
     with a public key PEM)."""
-    signing_input = (
-        f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(claims).encode())}"
-    )
+    signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(claims).encode())}"
     signature = b""
     if hmac_key is not None:
         signature = hmac.new(hmac_key, signing_input.encode(), getattr(hashlib, digest)).digest()

@@ -156,9 +156,7 @@ async def test_rs256_key_accepts_rs256_and_refuses_confusion(
     attacks = {
         # The classic algorithm confusion: HS256 keyed with the (public) PEM.
         "hs256 keyed with the public pem": forged_jwt({"alg": "HS256"}, claims, pem),
-        "hs256 keyed with the pem, no newline": forged_jwt(
-            {"alg": "HS256"}, claims, pem.strip()
-        ),
+        "hs256 keyed with the pem, no newline": forged_jwt({"alg": "HS256"}, claims, pem.strip()),
         "hs256 with the old shared secret": session_jwt(BUYER),
         "alg none": forged_jwt({"alg": "none"}, claims, None),
         "rs256 by another key": session_jwt(BUYER, key=other, algorithm="RS256"),
