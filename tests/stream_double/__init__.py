@@ -116,6 +116,8 @@ class StreamDouble:
         self.delay_s = 0.0
         """Every answer waits this long (slow Stream)."""
         self.rate_limited_until = 0
+        self.remaining_override: int | None = None
+        """If set, ``X-RateLimit-Remaining`` on every answer (0: the window is spent)."""
         """Unix time (whole seconds, like Stream's header) until which every call gets 429."""
         self._injected: deque[int] = deque()
         self._runner: web.AppRunner | None = None
@@ -225,7 +227,9 @@ class StreamDouble:
         reset = self.rate_limited_until or int(time.time()) + 60
         return {
             "X-RateLimit-Limit": str(RATE_LIMIT),
-            "X-RateLimit-Remaining": str(RATE_LIMIT - 1),
+            "X-RateLimit-Remaining": str(
+                RATE_LIMIT - 1 if self.remaining_override is None else self.remaining_override
+            ),
             "X-RateLimit-Reset": str(reset),
         }
 
