@@ -11,8 +11,11 @@ from typing import Any
 import psycopg
 import pytest
 
+from gateway.config import ConfigError
 from gateway.domain import OrderChannel, Participant, SyncState, UnavailableError
+from gateway.main import open_registry
 from gateway.registry.postgres import PostgresRegistry
+from tests.conftest import SettingsFactory
 from tests.pg import PostgresServer
 
 pytestmark = pytest.mark.postgres
@@ -98,3 +101,34 @@ async def test_outage_fails_fast_then_recovers(pg_private: PostgresServer) -> No
         assert created
     finally:
         await registry.close()
+
+
+async def test_composition_root_selects_postgres_for_postgres_urls(
+    pg_url: str, make_settings: SettingsFactory
+) -> None:
+    for url in (pg_url, pg_url.replace("postgresql://", "postgres://", 1)):
+        settings = make_settings(
+            env={
+                "CHAT_GATEWAY_DATABASE_URL": url,
+                "CHAT_GATEWAY_DATABASE_POOL_SIZE": "3",
+                "CHAT_GATEWAY_DATABASE_TIMEOUT": "1.5",
+            }
+        )
+        assert (settings.database_pool_size, settings.database_timeout_s) == (3, 1.5)
+        registry = await open_registry(settings)
+        try:
+            assert isinstance(registry, PostgresRegistry)
+            assert await registry.get("o-none") is None
+        finally:
+            await registry.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("CHAT_GATEWAY_DATABASE_POOL_SIZE", "0"), ("CHAT_GATEWAY_DATABASE_TIMEOUT", "0")],
+)
+def test_database_settings_are_validated(
+    make_settings: SettingsFactory, name: str, value: str
+) -> None:
+    with pytest.raises(ConfigError, match=name):
+        make_settings(env={name: value})
