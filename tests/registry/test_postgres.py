@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
+import tests.pg
 from gateway.config import ConfigError
 from gateway.domain import OrderChannel, Participant, SyncState, UnavailableError
 from gateway.main import open_registry
@@ -132,3 +133,15 @@ def test_database_settings_are_validated(
 ) -> None:
     with pytest.raises(ConfigError, match=name):
         make_settings(env={name: value})
+
+
+@pytest.mark.parametrize(
+    ("ci", "outcome"), [("true", pytest.fail.Exception), ("", pytest.skip.Exception)]
+)
+def test_missing_binaries_fail_in_ci_and_skip_elsewhere(
+    monkeypatch: pytest.MonkeyPatch, ci: str, outcome: type[BaseException]
+) -> None:
+    monkeypatch.setattr(tests.pg, "find_bindir", lambda: None)
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match="initdb"):
+        tests.pg._bindir_or_skip()
