@@ -62,8 +62,13 @@ typecheck: $(STAMP)
 
 check: lint typecheck proto-check test
 
+# Load tools come from Debian (nghttp2-client: h2load; wrk), the Node peers from npm.
 bench: generate
-	$(PY) -m tests.bench
+	@command -v h2load >/dev/null && command -v wrk >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq nghttp2-client wrk curl)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	cd tests/bench/peers && npm ci --no-audit --no-fund --silent
+	$(PY) -m tests.bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

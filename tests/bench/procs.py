@@ -1,0 +1,175 @@
+"""Processes under test: the gateway with production settings, and the Node peers."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import jwt
+
+REPO = Path(__file__).resolve().parents[2]
+PEERS = Path(__file__).resolve().parent / "peers"
+
+# Production-shaped credentials made up for the run (never the dev profile's).
+ORDER_KEY = "bench-order-service-key-" + "x" * 16
+WEB_KEY = "bench-web-backend-key-" + "y" * 16
+STREAM_KEY = "bench-stream-key"
+STREAM_SECRET = "bench-stream-secret-" + "z" * 32
+SESSION_SECRET = "bench-session-secret-" + "s" * 32
+TOKEN_TTL_S = 86_400
+
+
+def free_port() -> int:
+    """A currently free loopback port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def session_jwt(user_id: str = "buyer-42", lifetime_s: int = 3600) -> str:
+    """A browser session JWT as TradeTrust's login would issue it."""
+    now = int(time.time())
+    return jwt.encode(
+        {"sub": user_id, "iat": now, "exp": now + lifetime_s}, SESSION_SECRET, algorithm="HS256"
+    )
+
+
+def wait_port(port: int, timeout_s: float = 20.0) -> None:
+    """Block until something accepts TCP connections on the loopback port."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout_s}s")
+
+
+@dataclass
+class Running:
+    """A started process and its ports."""
+
+    proc: subprocess.Popen[bytes]
+    grpc_port: int = 0
+    http_port: int = 0
+
+    def rss_kb(self) -> int:
+        """Resident set size of the process and its children, in KiB."""
+        pids = [self.proc.pid, *_children(self.proc.pid)]
+        total = 0
+        for pid in pids:
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+            except OSError:
+                continue
+        return total
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        out = subprocess.run(
+            ["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False
+        ).stdout
+    except OSError:
+        return []
+    return [int(p) for p in out.split()]
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+@contextmanager
+def gateway(
+    workdir: Path,
+    *,
+    workers: int = 1,
+    database: Path | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[Running]:
+    """The gateway as production runs it (`python -m gateway serve`, no dev profile)."""
+    grpc_port, http_port = free_port(), free_port()
+    services = ";".join(
+        [
+            f"order-service:{hashlib.sha256(ORDER_KEY.encode()).hexdigest()}:"
+            "EnsureOrderChannel,AuthorizeParticipant",
+            f"web-backend:{hashlib.sha256(WEB_KEY.encode()).hexdigest()}:"
+            "IssueToken,AuthorizeParticipant",
+        ]
+    )
+    env = {
+        **os.environ,
+        "GETSTREAM_API_KEY": STREAM_KEY,
+        "GETSTREAM_API_SECRET": STREAM_SECRET,
+        "CHAT_GATEWAY_BACKEND": "local",
+        "CHAT_GATEWAY_SERVICES": services,
+        "CHAT_GATEWAY_SESSION_SECRET": SESSION_SECRET,
+        "CHAT_GATEWAY_DATABASE_URL": f"sqlite:///{database or workdir / 'registry.db'}",
+        "CHAT_GATEWAY_GRPC_ADDR": f"127.0.0.1:{grpc_port}",
+        "CHAT_GATEWAY_HTTP_ADDR": f"127.0.0.1:{http_port}",
+        "CHAT_GATEWAY_LOG_LEVEL": "WARNING",
+        # The bench measures throughput, not the per-user rate limit.
+        "CHAT_GATEWAY_TOKEN_RATE_LIMIT": "1000000000",
+        "CHAT_GATEWAY_TOKEN_RATE_BURST": "1000000000",
+        **(extra_env or {}),
+    }
+    args = [sys.executable, "-m", "gateway", "serve"]
+    if workers > 1:
+        args += ["--workers", str(workers)]
+    log = open(workdir / f"gateway-{grpc_port}.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_port(grpc_port)
+        wait_port(http_port)
+        time.sleep(0.5 * workers)
+        yield Running(proc, grpc_port, http_port)
+    finally:
+        _stop(proc)
+        log.close()
+
+
+@contextmanager
+def node_peer(name: str, workdir: Path) -> Iterator[Running]:
+    """One of the Node peers (`seed` or `fast`) serving the token route."""
+    if not (PEERS / "node_modules").exists():
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund"],
+            cwd=PEERS,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    port = free_port()
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "SESSION_SECRET": SESSION_SECRET,
+        "STREAM_KEY": STREAM_KEY,
+        "STREAM_SECRET": STREAM_SECRET,
+        "TTL": str(TOKEN_TTL_S),
+    }
+    log = open(workdir / f"peer-{name}.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        ["node", str(PEERS / f"{name}.js")], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        wait_port(port)
+        yield Running(proc, http_port=port)
+    finally:
+        _stop(proc)
+        log.close()
