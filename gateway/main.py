@@ -97,7 +97,9 @@ class Gateway:
         await self.grpc.stop(grace_s)
         self._stop_sync.set()
         if self._sync_task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
+            # A worker stuck on a hanging Stream call is cancelled after the grace period;
+            # its claim lapses with the lease and the next start retries the order.
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(self._sync_task, timeout=grace_s)
         await self.backend.close()
         await self.registry.close()

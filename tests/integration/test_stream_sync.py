@@ -21,6 +21,7 @@ from gateway.chat import ChatBackendError
 from gateway.chat.stream import StreamChatBackend
 from gateway.domain import OrderChannel, Participant, SyncState
 from gateway.main import Gateway, build_gateway
+from gateway.registry.sqlite import SqliteRegistry
 from tests.conftest import ORDER_SERVICE, WEB_BACKEND, SettingsFactory
 from tests.stream_double import StreamDouble
 
@@ -245,3 +246,40 @@ async def test_wrong_secret_is_a_permanent_401(
     assert "HTTP 401" in str(failure.value)
     assert [c.status for c in stream_double.calls] == [401]
     assert stream_double.users == {}
+
+
+async def test_shutdown_is_bounded_while_stream_hangs(
+    make_settings: SettingsFactory, stream_env: dict[str, str], stream_double: StreamDouble
+) -> None:
+    gw = await build_gateway(make_settings(env={**stream_env, "CHAT_GATEWAY_STREAM_TIMEOUT": "30"}))
+    await gw.start()
+    stream_double.delay_s = 60.0
+    channel, _ = await gw.service.ensure_order_channel(
+        "ord-9", Participant("buyer-1"), Participant("seller-1"), time_remaining_s=1.0
+    )
+    assert channel.sync_state is SyncState.PENDING
+    await _eventually(_worker_waiting(stream_double))  # a worker call is stuck in Stream
+
+    started = time.monotonic()
+    await gw.stop(grace_s=0.3)
+    assert time.monotonic() - started < 2.0
+    stored = await _reopened_state(make_settings, "ord-9")
+    assert stored is SyncState.PENDING  # still owed to Stream, picked up at the next start
+
+
+def _worker_waiting(double: StreamDouble) -> Callable[[], Awaitable[bool]]:
+    seen = double.requests_seen
+
+    async def check() -> bool:
+        return double.requests_seen > seen
+
+    return check
+
+
+async def _reopened_state(make_settings: SettingsFactory, order_id: str) -> SyncState | None:
+    registry = await SqliteRegistry.open(make_settings().database_url.removeprefix("sqlite:///"))
+    try:
+        channel = await registry.get(order_id)
+    finally:
+        await registry.close()
+    return None if channel is None else channel.sync_state
