@@ -170,8 +170,9 @@ def test_real_gateway_statuses_sync(gateway_proc: GatewayProcess) -> None:
         order.ensure_order_channel("err-s", "buyer-1", "seller-1")
         with pytest.raises(ConflictError):
             order.ensure_order_channel("err-s", "mallory", "seller-1")
-        with pytest.raises(NotFoundError):
+        with pytest.raises(NotFoundError) as missing:
             web.authorize_participant("no-such-order", "buyer-1")
+        assert missing.value.reason  # rich status details parsed on the sync path too
         with pytest.raises(InvalidArgumentError) as invalid:
             order.ensure_order_channel("err s", "buyer-1", "seller-1")
         assert invalid.value.field == "order_id"

@@ -21,7 +21,7 @@ from tests.client.fakes import FakeGateway
 from tests.client.gateway_process import GatewayProcess
 
 ORDER_KEY = "dev-order-service-key"
-DEADLINE_S = 10.0
+DEADLINE_S = 15.0
 OUTAGE_S = 2.0  # longer than the whole retry backoff budget (~0.1+0.2+0.4+0.8 s at most)
 
 
@@ -116,8 +116,10 @@ async def test_call_rides_over_a_gateway_restart(own_gateway: GatewayProcess, fl
     assert ensured.channel.sync_state is SyncState.SYNCED
     elapsed, recovery = finished - started, finished - serving_at
     assert elapsed < DEADLINE_S, f"took {elapsed:.2f}s, deadline {DEADLINE_S}s"
-    # After SERVING, the next reconnect attempt is at most max_reconnect_backoff away.
-    assert recovery < options.max_reconnect_backoff_ms / 1000 + 1.0, f"recovery {recovery:.2f}s"
+    # After SERVING, the next reconnect attempt comes within one reconnect backoff:
+    # the reconnect delay is capped at max_reconnect_backoff (+20% jitter).
+    max_wait_s = options.max_reconnect_backoff_ms / 1000 * 1.2 + 1.5
+    assert recovery < max_wait_s, f"recovery {recovery:.2f}s"
     print(f"\n[{flavour}] restart: call took {elapsed:.2f}s, {recovery:.2f}s after SERVING")  # noqa: T201
 
 
