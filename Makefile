@@ -9,7 +9,8 @@ STAMP  := $(VENV)/.installed-stamp
 PROTOS := $(shell find protos -name '*.proto')
 GEN    := clients/python/src
 
-.PHONY: help venv proto proto-check generate run test lint fmt typecheck check bench soak clean
+.PHONY: help venv proto proto-check generate run test lint fmt typecheck check bench soak clean \
+	docker image-check
 
 help:
 	@echo "make run        serve the dev profile (gRPC 127.0.0.1:50051, HTTP 127.0.0.1:8080)"
@@ -17,6 +18,8 @@ help:
 	@echo "make proto      lint, format and regenerate the stubs from protos/"
 	@echo "make proto-check  fail if committed stubs differ from the protos"
 	@echo "make lint | fmt | typecheck | check | bench | clean"
+	@echo "make docker     build the container image (docker, podman or buildah; IMAGE=, BASE_IMAGE=)"
+	@echo "make image-check  CI proof: build on a local Debian base with buildah, run it, health-check it"
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -69,6 +72,13 @@ bench: generate
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	cd tests/bench/peers && npm ci --no-audit --no-fund --silent
 	$(PY) -m tests.bench $(BENCH_ARGS)
+
+# Container image: wheels are built here on the host, the image installs only from them.
+docker: $(STAMP)
+	scripts/build-image.sh build
+
+image-check: $(STAMP)
+	scripts/build-image.sh check
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
