@@ -16,6 +16,7 @@ ERROR_CODES = [
     "unauthenticated",
     "permission_denied",
     "not_found",
+    "failed_precondition",
     "method_not_allowed",
     "payload_too_large",
     "unsupported_media_type",
