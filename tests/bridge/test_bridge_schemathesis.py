@@ -24,7 +24,7 @@ from schemathesis.generation import GenerationMode
 from gateway.domain import Participant
 from tests.bridge.conftest import BUYER, CHANNEL_PATH, SELLER, GatewayFactory, session_jwt
 
-MAX_EXAMPLES = 25
+MAX_EXAMPLES = 60
 OPENAPI_PATH = "/api/chat/stream/openapi.json"
 Operation = schemathesis.APIOperation[Any, Any, Any, Any]
 
