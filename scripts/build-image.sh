@@ -31,11 +31,13 @@ MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm
 BASE_PACKAGES=python3,python3-venv,ca-certificates
 # Bump BASE_REV when the way the base is made changes; it keys both caches.
-BASE_REV=1
+BASE_REV=2
 BASE_KEY=$(printf '%s %s %s %s' "$SUITE" "$BASE_PACKAGES" "$MIRROR" "$BASE_REV" |
   sha256sum | cut -c1-12)
 BASE_TAG=localhost/chat-gateway-base:$SUITE-$BASE_KEY
 BASE_TARBALL=$CACHE_DIR/$SUITE-$BASE_KEY-rootfs.tar
+# Every image built on the local base inherits this label: how cleanup finds only our images.
+BASE_LABEL=org.tradetrust.chat-gateway.image-check-base
 PY=${PY:-.venv/bin/python}
 
 STARTED=$(date +%s.%N)
@@ -126,8 +128,7 @@ base_image() {
   ctr=$(buildah from --quiet scratch)
   buildah add --quiet "$ctr" "$BASE_TARBALL" / >/dev/null
   buildah config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    --env LANG=C.UTF-8 --cmd /bin/bash --label "org.opencontainers.image.title=debian-$SUITE-python3" \
-    "$ctr"
+    --env LANG=C.UTF-8 --cmd /bin/bash --label "$BASE_LABEL=$BASE_KEY" "$ctr"
   buildah commit --quiet --rm "$ctr" "$BASE_TAG" >/dev/null
   log "base: $BASE_TAG ($(image_size "$BASE_TAG"))"
 }
@@ -135,10 +136,19 @@ base_image() {
 image_size() { buildah images --format '{{.Size}}' "$1" | head -1; }
 
 build_check_image() {
+  local previous
+  previous=$(buildah images -q --no-trunc "$CHECK_IMAGE" 2>/dev/null || true)
   timeout 900 buildah bud --isolation chroot --format docker --layers --pull=false \
     --build-arg "BASE_IMAGE=$BASE_TAG" -t "$CHECK_IMAGE" -f Dockerfile . ||
     die "buildah bud failed"
   log "image: $CHECK_IMAGE ($(image_size "$CHECK_IMAGE"))"
+  # Keep the store from growing run after run: drop the image this tag pointed to before and
+  # all but the newest untagged image built on our base (the build stage this build used).
+  if [ -n "$previous" ] && [ "$previous" != "$(buildah images -q --no-trunc "$CHECK_IMAGE")" ]; then
+    buildah rmi "$previous" >/dev/null 2>&1 || true
+  fi
+  buildah images -q --no-trunc --filter dangling=true --filter "label=$BASE_LABEL" |
+    tail -n +2 | xargs -r buildah rmi >/dev/null 2>&1 || true
 }
 
 # Prints one image config field, one word per line (ENTRYPOINT, CMD, HEALTHCHECK test, USER).
