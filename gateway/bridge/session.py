@@ -10,7 +10,8 @@ and it must be an id Stream accepts. Every failure is :class:`UnauthenticatedErr
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,9 @@ LEEWAY_S = 5
 
 _BEARER = "bearer "
 
+VERIFIED_CACHE_ENTRIES = 20_000
+"""Sessions remembered as verified (about 300 bytes each)."""
+
 
 class SessionVerifier:
     """Verifies session JWTs and returns the user id (``sub``)."""
@@ -44,12 +48,18 @@ class SessionVerifier:
         cookie_name: str,
         issuer: str | None = None,
         audience: str | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._key = key
         self._algorithm = algorithm
         self._cookie_name = cookie_name
         self._issuer = issuer
         self._audience = audience
+        self._clock = clock
+        # token -> (user id, exp): sessions that passed full verification. Only successes
+        # are remembered, and only until their own exp, so a forged, altered or expired
+        # token is never answered from here; a page load's repeated calls skip the crypto.
+        self._verified: dict[str, tuple[str, float]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SessionVerifier:
@@ -99,6 +109,13 @@ class SessionVerifier:
                 algorithm, expired, not yet valid, for another issuer or audience, or its
                 ``sub`` is not a valid user id.
         """
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            user, expires = remembered
+            if self._clock() < expires + LEEWAY_S:
+                return user
+            del self._verified[token]
+            raise UnauthenticatedError("session expired")
         if self._key is None:
             raise UnauthenticatedError("session verification is not configured")
         if len(token) > MAX_SESSION_TOKEN_BYTES:
@@ -127,9 +144,17 @@ class SessionVerifier:
         if not isinstance(sub, str):
             raise UnauthenticatedError("invalid session: sub must be a string")
         try:
-            return validation.user_id(sub, "sub")
+            user = validation.user_id(sub, "sub")
         except InvalidArgumentError as exc:
             raise UnauthenticatedError(f"invalid session: {exc.message}") from exc
+        self._remember(token, user, float(claims["exp"]))
+        return user
+
+    def _remember(self, token: str, user: str, expires: float) -> None:
+        if len(self._verified) >= VERIFIED_CACHE_ENTRIES:
+            # Drop the oldest entry (dicts keep insertion order).
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = (user, expires)
 
 
 def _load_public_key(

@@ -1,0 +1,66 @@
+"""The verified-session memo never accepts what full verification would refuse."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+
+from gateway.bridge import session as session_module
+from gateway.bridge.session import LEEWAY_S, SessionVerifier
+from gateway.domain import UnauthenticatedError
+
+SECRET = "session-cache-test-secret-at-least-32-bytes"
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make(clock: Clock) -> SessionVerifier:
+    return SessionVerifier(key=SECRET.encode(), algorithm="HS256", cookie_name="c", clock=clock)
+
+
+def token(exp: float, sub: str = "buyer-42", secret: str = SECRET) -> str:
+    return jwt.encode({"sub": sub, "exp": int(exp)}, secret, algorithm="HS256")
+
+
+def test_cached_session_still_expires() -> None:
+    now = time.time()
+    clock = Clock(now)
+    verifier = make(clock)
+    session = token(now + 60)
+    assert verifier.user_id(session) == "buyer-42"
+    clock.now = now + 30
+    assert verifier.user_id(session) == "buyer-42"  # from the memo
+    clock.now = now + 60 + LEEWAY_S + 1
+    with pytest.raises(UnauthenticatedError, match="expired"):
+        verifier.user_id(session)
+
+
+def test_tampered_copy_of_a_cached_session_is_refused() -> None:
+    verifier = make(Clock(time.time()))
+    good = token(time.time() + 600)
+    assert verifier.user_id(good) == "buyer-42"
+    header, payload, signature = good.split(".")
+    forged_payload = jwt.utils.base64url_encode(
+        b'{"sub":"seller-7","exp":%d}' % int(time.time() + 600)
+    ).decode()
+    with pytest.raises(UnauthenticatedError):
+        verifier.user_id(f"{header}.{forged_payload}.{signature}")
+    with pytest.raises(UnauthenticatedError):
+        verifier.user_id(token(time.time() + 600, sub="seller-7", secret="x" * 40))
+
+
+def test_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(session_module, "VERIFIED_CACHE_ENTRIES", 3)
+    verifier = make(Clock(time.time()))
+    sessions = [token(time.time() + 600, sub=f"u{i}") for i in range(5)]
+    for i, s in enumerate(sessions):
+        assert verifier.user_id(s) == f"u{i}"
+    assert len(verifier._verified) == 3
