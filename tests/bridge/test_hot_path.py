@@ -1,4 +1,4 @@
-"""The verified-session memo never accepts what full verification would refuse."""
+"""Hot-path shortcuts of the token endpoint never accept or say what the slow path would not."""
 
 from __future__ import annotations
 
@@ -64,3 +64,25 @@ def test_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     for i, s in enumerate(sessions):
         assert verifier.user_id(s) == f"u{i}"
     assert len(verifier._verified) == 3
+
+
+def test_token_json_matches_json_dumps() -> None:
+    import json
+    from datetime import UTC, datetime
+
+    from gateway.bridge.handlers import token_json
+    from gateway.domain import IssuedToken
+
+    issued = IssuedToken(
+        token="aaa.bbb-_.ccc",
+        user_id="ana@trade_trust-1",
+        api_key='key"with\\odd',
+        issue_time=datetime(2026, 11, 25, 12, tzinfo=UTC),
+        expire_time=datetime(2026, 11, 26, 12, tzinfo=UTC),
+    )
+    assert json.loads(token_json(issued)) == {
+        "token": "aaa.bbb-_.ccc",
+        "expiresAt": "2026-11-26T12:00:00Z",
+        "apiKey": 'key"with\\odd',
+        "userId": "ana@trade_trust-1",
+    }
