@@ -7,6 +7,7 @@ domain errors; :mod:`gateway.bridge.errors` turns them into the JSON error model
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
@@ -18,7 +19,13 @@ from aiohttp import web
 
 from gateway.bridge.ratelimit import TokenBucketLimiter
 from gateway.bridge.session import SessionVerifier
-from gateway.domain import InvalidArgumentError, OrderChannel, Role, UnavailableError
+from gateway.domain import (
+    InvalidArgumentError,
+    IssuedToken,
+    OrderChannel,
+    Role,
+    UnavailableError,
+)
 from gateway.registry import OrderRegistry
 from gateway.service import ChatService
 
@@ -56,9 +63,32 @@ class BridgeContext:
 CONTEXT = web.AppKey("bridge_context", BridgeContext)
 
 
+@functools.lru_cache(maxsize=256)
+def _rfc3339_seconds(epoch_s: int) -> str:
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def rfc3339(moment: datetime) -> str:
     """``2026-11-25T19:53:40Z``: UTC, whole seconds."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Token expiries repeat within a second across users: format each second once.
+    return _rfc3339_seconds(int(moment.timestamp()))
+
+
+@functools.lru_cache(maxsize=8)
+def _json_string(value: str) -> str:
+    return json.dumps(value)
+
+
+def token_json(issued: IssuedToken) -> str:
+    """The token response body.
+
+    Hot path: the token (base64url and dots) and the user id (validated to
+    ``[A-Za-z0-9@_-]``) need no JSON escaping; the configured API key is escaped once.
+    """
+    return (
+        f'{{"token":"{issued.token}","expiresAt":"{rfc3339(issued.expire_time)}",'
+        f'"apiKey":{_json_string(issued.api_key)},"userId":"{issued.user_id}"}}'
+    )
 
 
 def _renamed(error: InvalidArgumentError) -> InvalidArgumentError:
@@ -123,6 +153,8 @@ def _ttl_from_json(value: Any) -> timedelta:
 
 
 async def _requested_ttl(request: web.Request) -> timedelta | None:
+    if request.method == "GET" and not request.query_string:
+        return None  # the token provider's usual call: skip query parsing
     query = request.query.getall("ttl", [])
     if len(query) > 1:
         raise InvalidArgumentError("ttl", "give it once")
@@ -148,17 +180,11 @@ async def issue_token(request: web.Request) -> web.Response:
         issued = await ctx.service.issue_token(user_id, ttl)
     except InvalidArgumentError as exc:
         raise _renamed(exc) from exc
-    response = web.json_response(
-        {
-            "token": issued.token,
-            "expiresAt": rfc3339(issued.expire_time),
-            "apiKey": issued.api_key,
-            "userId": issued.user_id,
-        }
+    return web.Response(
+        text=token_json(issued),
+        content_type="application/json",
+        headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
     )
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Pragma"] = "no-cache"
-    return response
 
 
 def channel_json(channel: OrderChannel, role: Role) -> dict[str, Any]:

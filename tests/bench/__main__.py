@@ -137,10 +137,11 @@ def http_suite(args: argparse.Namespace, work: Path, out: dict[str, object]) -> 
     ):
         token_path = "/api/chat/stream/token"
         runs = {
+            # Same request generator (and its client-side cost) as the token runs.
             "gateway /healthz": lambda: wrk(
                 "healthz",
                 f"http://127.0.0.1:{gw.http_port}/healthz",
-                sessions=None,
+                sessions=sessions,
                 connections=64,
                 duration_s=args.duration,
                 workdir=work,
