@@ -59,9 +59,10 @@ step() {
 
 wheelhouse() {
   [ -x "$PY" ] || die "$PY not found: run \`make venv\` first"
-  # Our own wheels are rebuilt every time; dependency wheels come from pip's cache.
+  # From scratch every time, so no stale version lingers (dependency wheels come from pip's
+  # cache, so this costs seconds).
+  rm -rf wheelhouse
   mkdir -p wheelhouse
-  rm -f wheelhouse/tradetrust_chat_*.whl
   "$PY" -m pip wheel --quiet --disable-pip-version-check --wheel-dir wheelhouse \
     ./clients/python . 2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
   # Pin the zip timestamps of our wheels (setuptools stamps "now"): unchanged sources then give
