@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import logging
 import sys
 
 from gateway.config import ConfigError, Settings, hash_key, load_settings
+from gateway.logs import configure_logging
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -62,10 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         sys.stderr.write(f"configuration error: {exc}\n")
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    configure_logging(settings.log_level, settings.log_format, access_log=settings.access_log)
     if args.command == "check-stream":
         return asyncio.run(_check_stream(settings, apply=args.apply))
     from gateway.main import serve

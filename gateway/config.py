@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 Backend = Literal["stream", "local"]
+LogFormat = Literal["json", "text"]
 
 GATEWAY_METHODS = frozenset({"IssueToken", "EnsureOrderChannel", "AuthorizeParticipant"})
 """Short names of the ChatGateway RPCs a service can be granted."""
@@ -113,6 +114,32 @@ class Settings:
     """``CHAT_GATEWAY_REGISTRY_CACHE_ENTRIES``: synced orders kept in memory (0: none)."""
     log_level: str = "INFO"
     """``CHAT_GATEWAY_LOG_LEVEL``: ``DEBUG``, ``INFO``, ``WARNING`` or ``ERROR``."""
+    log_format: LogFormat = "json"
+    """``CHAT_GATEWAY_LOG_FORMAT``: ``json`` (one object per line) or ``text``; the dev
+    profile defaults to ``text``."""
+    access_log: bool = True
+    """``CHAT_GATEWAY_ACCESS_LOG``: one INFO line per RPC and HTTP request (``true``/``false``)."""
+    tls_cert_file: str | None = None
+    """``CHAT_GATEWAY_TLS_CERT_FILE``: PEM certificate chain of the gRPC server (TLS on)."""
+    tls_key_file: str | None = None
+    """``CHAT_GATEWAY_TLS_KEY_FILE``: PEM private key of that certificate."""
+    tls_client_ca_file: str | None = None
+    """``CHAT_GATEWAY_TLS_CLIENT_CA_FILE``: PEM CA bundle; when set, gRPC clients must present
+    a certificate it signed (mTLS)."""
+    http_tls_cert_file: str | None = None
+    """``CHAT_GATEWAY_HTTP_TLS_CERT_FILE``: PEM certificate chain of the HTTP bridge (HTTPS)."""
+    http_tls_key_file: str | None = None
+    """``CHAT_GATEWAY_HTTP_TLS_KEY_FILE``: PEM private key of that certificate."""
+    shutdown_grace_s: float = 15.0
+    """``CHAT_GATEWAY_SHUTDOWN_GRACE``: seconds in-flight RPCs and requests get to finish
+    after SIGTERM/SIGINT."""
+    max_concurrent_rpcs: int = 1000
+    """``CHAT_GATEWAY_MAX_CONCURRENT_RPCS``: ChatGateway RPCs handled at once; more are
+    refused with RESOURCE_EXHAUSTED (health and reflection are exempt)."""
+    max_message_bytes: int = 64 * 1024
+    """``CHAT_GATEWAY_MAX_MESSAGE_BYTES``: largest gRPC request or response message."""
+    metrics_refresh_s: float = 5.0
+    """``CHAT_GATEWAY_METRICS_REFRESH``: seconds between refreshes of the sync-backlog gauges."""
     dev_profile: bool = False
     """True when built by ``serve --dev``: dev keys and secrets are in use."""
 
@@ -151,6 +178,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, dev: bool = False
             stream_api_secret=DEV_STREAM_API_SECRET,
             services=dev_services(),
             session_secret=DEV_SESSION_SECRET,
+            log_format="text",
             dev_profile=True,
         )
     config_file = env.get("CHAT_GATEWAY_CONFIG")
@@ -190,6 +218,12 @@ _ENV_STRINGS = {
     "CHAT_GATEWAY_SESSION_ISSUER": "session_issuer",
     "CHAT_GATEWAY_SESSION_AUDIENCE": "session_audience",
     "CHAT_GATEWAY_LOG_LEVEL": "log_level",
+    "CHAT_GATEWAY_LOG_FORMAT": "log_format",
+    "CHAT_GATEWAY_TLS_CERT_FILE": "tls_cert_file",
+    "CHAT_GATEWAY_TLS_KEY_FILE": "tls_key_file",
+    "CHAT_GATEWAY_TLS_CLIENT_CA_FILE": "tls_client_ca_file",
+    "CHAT_GATEWAY_HTTP_TLS_CERT_FILE": "http_tls_cert_file",
+    "CHAT_GATEWAY_HTTP_TLS_KEY_FILE": "http_tls_key_file",
 }
 _ENV_INTS = {
     "CHAT_GATEWAY_REGISTRY_CACHE_ENTRIES": "registry_cache_entries",
@@ -197,6 +231,8 @@ _ENV_INTS = {
     "CHAT_GATEWAY_MAX_TOKEN_TTL": "max_token_ttl_s",
     "CHAT_GATEWAY_TOKEN_RATE_BURST": "token_rate_limit_burst",
     "CHAT_GATEWAY_DATABASE_POOL_SIZE": "database_pool_size",
+    "CHAT_GATEWAY_MAX_CONCURRENT_RPCS": "max_concurrent_rpcs",
+    "CHAT_GATEWAY_MAX_MESSAGE_BYTES": "max_message_bytes",
 }
 _ENV_FLOATS = {
     "CHAT_GATEWAY_STREAM_TIMEOUT": "stream_timeout_s",
@@ -206,7 +242,14 @@ _ENV_FLOATS = {
     "CHAT_GATEWAY_SYNC_BACKOFF_CAP": "sync_backoff_cap_s",
     "CHAT_GATEWAY_TOKEN_RATE_LIMIT": "token_rate_limit_per_min",
     "CHAT_GATEWAY_DATABASE_TIMEOUT": "database_timeout_s",
+    "CHAT_GATEWAY_SHUTDOWN_GRACE": "shutdown_grace_s",
+    "CHAT_GATEWAY_METRICS_REFRESH": "metrics_refresh_s",
 }
+_ENV_BOOLS = {
+    "CHAT_GATEWAY_ACCESS_LOG": "access_log",
+}
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
 
 
 def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
@@ -220,6 +263,9 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     for name, key in _ENV_FLOATS.items():
         if env.get(name):
             out[key] = _number(name, env[name], float)
+    for name, key in _ENV_BOOLS.items():
+        if env.get(name):
+            out[key] = _boolean(name, env[name])
     if env.get("CHAT_GATEWAY_CORS_ORIGINS"):
         out["cors_origins"] = _split_origins(env["CHAT_GATEWAY_CORS_ORIGINS"])
     if env.get("CHAT_GATEWAY_SERVICES"):
@@ -252,6 +298,15 @@ def _number(name: str, raw: str, kind: type[int] | type[float]) -> int | float:
         return kind(raw)
     except ValueError as exc:
         raise ConfigError(f"{name}: {raw!r} is not a number") from exc
+
+
+def _boolean(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name}: {raw!r} is not true or false")
 
 
 def _split_origins(raw: str) -> tuple[str, ...]:
@@ -327,6 +382,7 @@ def _validated(s: Settings) -> Settings:
         raise ConfigError(
             "CHAT_GATEWAY_TOKEN_RATE_LIMIT must be > 0 and CHAT_GATEWAY_TOKEN_RATE_BURST >= 1"
         )
+    _validate_hardening(s)
     names = [g.name for g in s.services]
     if len(set(names)) != len(names):
         raise ConfigError("CHAT_GATEWAY_SERVICES: service names must be unique")
@@ -343,3 +399,41 @@ def _validated(s: Settings) -> Settings:
         if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
             raise ConfigError(f"{addr_name}: expected host:port, got {addr!r}")
     return s
+
+
+def _validate_hardening(s: Settings) -> None:
+    """TLS files, shutdown grace, overload limits and log settings."""
+    if s.log_format not in ("json", "text"):
+        raise ConfigError(
+            f"CHAT_GATEWAY_LOG_FORMAT: must be 'json' or 'text', not {s.log_format!r}"
+        )
+    if not isinstance(s.access_log, bool):
+        raise ConfigError("CHAT_GATEWAY_ACCESS_LOG: must be true or false")
+    if not 0 <= s.shutdown_grace_s <= 3600:
+        raise ConfigError("CHAT_GATEWAY_SHUTDOWN_GRACE: must be between 0 and 3600 seconds")
+    if s.max_concurrent_rpcs < 1:
+        raise ConfigError("CHAT_GATEWAY_MAX_CONCURRENT_RPCS: must be at least 1")
+    if not 1024 <= s.max_message_bytes <= 16 * 1024 * 1024:
+        raise ConfigError("CHAT_GATEWAY_MAX_MESSAGE_BYTES: must be between 1024 and 16777216")
+    if not 0 < s.metrics_refresh_s <= 3600:
+        raise ConfigError("CHAT_GATEWAY_METRICS_REFRESH: must be > 0 and <= 3600 seconds")
+    for prefix, cert, key in (
+        ("CHAT_GATEWAY_TLS", s.tls_cert_file, s.tls_key_file),
+        ("CHAT_GATEWAY_HTTP_TLS", s.http_tls_cert_file, s.http_tls_key_file),
+    ):
+        if bool(cert) != bool(key):
+            raise ConfigError(f"{prefix}_CERT_FILE and {prefix}_KEY_FILE must be set together")
+    if s.tls_client_ca_file and not s.tls_cert_file:
+        raise ConfigError(
+            "CHAT_GATEWAY_TLS_CLIENT_CA_FILE needs CHAT_GATEWAY_TLS_CERT_FILE and _KEY_FILE (mTLS "
+            "is TLS with client certificates)"
+        )
+    for name, path in (
+        ("CHAT_GATEWAY_TLS_CERT_FILE", s.tls_cert_file),
+        ("CHAT_GATEWAY_TLS_KEY_FILE", s.tls_key_file),
+        ("CHAT_GATEWAY_TLS_CLIENT_CA_FILE", s.tls_client_ca_file),
+        ("CHAT_GATEWAY_HTTP_TLS_CERT_FILE", s.http_tls_cert_file),
+        ("CHAT_GATEWAY_HTTP_TLS_KEY_FILE", s.http_tls_key_file),
+    ):
+        if path and not os.access(path, os.R_OK):
+            raise ConfigError(f"{name}: cannot read {path}")

@@ -185,3 +185,9 @@ class RateLimitedError(GatewayError):
     def __init__(self, message: str, retry_after_s: float) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class OverloadedError(GatewayError):
+    """The gateway is at its limit of concurrent requests; retry shortly (or elsewhere)."""
+
+    code = ErrorCode.RESOURCE_EXHAUSTED

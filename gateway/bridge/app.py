@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import logging
+import ssl
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
+from gateway.admission import Admission
 from gateway.bridge import handlers
 from gateway.bridge.cors import CorsPolicy
 from gateway.bridge.errors import error_middleware
 from gateway.bridge.handlers import CONTEXT, BridgeContext, Readiness
+from gateway.bridge.observe import METRICS_PATH, metrics_handler, observing_middleware
 from gateway.bridge.openapi import openapi_document
 from gateway.bridge.ratelimit import TokenBucketLimiter
 from gateway.bridge.session import SessionVerifier
 from gateway.config import Settings
+from gateway.metrics import GatewayMetrics
 from gateway.registry import OrderRegistry
 from gateway.service import ChatService
 
@@ -33,9 +38,21 @@ def build_bridge_app(
     verifier: SessionVerifier | None = None,
     limiter: TokenBucketLimiter | None = None,
     readiness: Readiness | None = None,
+    metrics: GatewayMetrics | None = None,
+    admission: Admission | None = None,
 ) -> web.Application:
-    """The bridge application on the given service layer (collaborators overridable)."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=handlers.MAX_BODY_BYTES)
+    """The bridge application on the given service layer (collaborators overridable).
+
+    With ``metrics``, every request is measured (and logged, per ``settings.access_log``),
+    refused while ``admission`` drains, and ``/metrics`` serves the gateway's metrics.
+    """
+    middlewares: list[Middleware] = [error_middleware]
+    if metrics is not None:
+        admission = admission or Admission(max_concurrent_rpcs=settings.max_concurrent_rpcs)
+        middlewares.insert(
+            0, observing_middleware(admission, metrics, access_log=settings.access_log)
+        )
+    app = web.Application(middlewares=middlewares, client_max_size=handlers.MAX_BODY_BYTES)
     app[CONTEXT] = BridgeContext(
         service=service,
         registry=registry,
@@ -64,6 +81,8 @@ def build_bridge_app(
     app.router.add_get(OPENAPI_PATH, handlers.openapi)
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
+    if metrics is not None:
+        app.router.add_get(METRICS_PATH, metrics_handler(metrics))
     return app
 
 
@@ -80,8 +99,17 @@ def split_host_port(addr: str) -> tuple[str, int]:
 class BridgeEdge:
     """The bridge's HTTP listener on the gateway's event loop; ``port`` is known once started."""
 
-    def __init__(self, app: web.Application, addr: str) -> None:
+    def __init__(
+        self,
+        app: web.Application,
+        addr: str,
+        *,
+        shutdown_timeout_s: float = SHUTDOWN_TIMEOUT_S,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.app = app
+        self._shutdown_timeout_s = shutdown_timeout_s
+        self._ssl_context = ssl_context
         self._host, self._port = split_host_port(addr)
         self._runner: web.AppRunner | None = None
 
@@ -100,10 +128,10 @@ class BridgeEdge:
 
     async def start(self) -> None:
         """Bind and serve; ``/readyz`` turns ready."""
-        runner = web.AppRunner(self.app, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+        runner = web.AppRunner(self.app, shutdown_timeout=self._shutdown_timeout_s, access_log=None)
         await runner.setup()
         try:
-            await web.TCPSite(runner, self._host, self._port).start()
+            await web.TCPSite(runner, self._host, self._port, ssl_context=self._ssl_context).start()
         except BaseException:
             await runner.cleanup()
             raise
@@ -119,8 +147,31 @@ class BridgeEdge:
 
 
 def build_bridge_edge(
-    service: ChatService, registry: OrderRegistry, settings: Settings
+    service: ChatService,
+    registry: OrderRegistry,
+    settings: Settings,
+    *,
+    metrics: GatewayMetrics | None = None,
+    admission: Admission | None = None,
 ) -> BridgeEdge:
-    """The bridge for ``settings.http_addr`` (port 0: any free port), not started yet."""
-    app = build_bridge_app(service=service, registry=registry, settings=settings)
-    return BridgeEdge(app, settings.http_addr)
+    """The bridge for ``settings.http_addr`` (port 0: any free port), not started yet;
+    HTTPS when ``CHAT_GATEWAY_HTTP_TLS_CERT_FILE`` is set."""
+    app = build_bridge_app(
+        service=service, registry=registry, settings=settings, metrics=metrics, admission=admission
+    )
+    return BridgeEdge(
+        app,
+        settings.http_addr,
+        shutdown_timeout_s=settings.shutdown_grace_s,
+        ssl_context=server_ssl_context(settings),
+    )
+
+
+def server_ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """The bridge's TLS context from its cert/key files, or ``None`` for plain HTTP."""
+    if not settings.http_tls_cert_file or not settings.http_tls_key_file:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(settings.http_tls_cert_file, settings.http_tls_key_file)
+    return context

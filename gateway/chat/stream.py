@@ -32,6 +32,7 @@ from stream_chat.base.exceptions import StreamAPIException
 from gateway.chat import ChatBackendError
 from gateway.config import Settings
 from gateway.domain import OrderChannel, Participant
+from gateway.metrics import GatewayMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -74,16 +75,21 @@ class StreamChatBackend:
         system_user_id: str,
         call_timeout_s: float,
         wall_clock: Callable[[], float] = time.time,
+        metrics: GatewayMetrics | None = None,
     ) -> None:
         self._client = client
+        self._metrics = metrics
         self._system_user_id = system_user_id
         self._call_timeout_s = call_timeout_s
         self._wall_clock = wall_clock
         self._not_before = 0.0  # wall-clock time before which Stream must not be called
 
     @classmethod
-    async def open(cls, settings: Settings) -> StreamChatBackend:
-        """Create the SDK client and its HTTP session in the running loop."""
+    async def open(
+        cls, settings: Settings, *, metrics: GatewayMetrics | None = None
+    ) -> StreamChatBackend:
+        """Create the SDK client and its HTTP session in the running loop; count every
+        call's outcome (and Stream's last rate-limit remaining) in ``metrics``."""
         base_url = settings.stream_base_url or DEFAULT_STREAM_URL
         client = StreamChatAsync(
             api_key=settings.stream_api_key,
@@ -108,6 +114,7 @@ class StreamChatBackend:
             client=client,
             system_user_id=settings.stream_system_user_id,
             call_timeout_s=settings.stream_timeout_s,
+            metrics=metrics,
         )
 
     async def close(self) -> None:
@@ -192,6 +199,19 @@ class StreamChatBackend:
     # -- the error boundary ----------------------------------------------------------------
 
     async def _call(self, what: str, request: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
+        outcome = "cancelled"  # the caller's deadline (inline sync budget) ran out
+        try:
+            response = await self._call_once(what, request)
+            outcome = "ok"
+            return response
+        except ChatBackendError as exc:
+            outcome = _outcome(exc)
+            raise
+        finally:
+            if self._metrics is not None:
+                self._metrics.observe_stream_call(what, outcome)
+
+    async def _call_once(self, what: str, request: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
         wait_s = self._not_before - self._wall_clock()
         if wait_s > 0:
             # Stream said the window is spent: fail here rather than spend a call.
@@ -217,6 +237,7 @@ class StreamChatBackend:
             ) from exc
         finally:
             _observed.reset(token)
+            self._note_remaining(observed)
         self._note_rate_limit(observed, exhausted_only=True)
         return dict(response)
 
@@ -229,6 +250,13 @@ class StreamChatBackend:
             retry_after = self._note_rate_limit(observed, exhausted_only=False)
             return ChatBackendError(message, transient=True, retry_after_s=retry_after)
         return ChatBackendError(message, transient=status >= 500 or status == 408)
+
+    def _note_remaining(self, observed: _Observed) -> None:
+        if self._metrics is None or not observed.headers:
+            return
+        raw = observed.headers.get("x-ratelimit-remaining")
+        if raw is not None and raw.strip().isdigit():
+            self._metrics.stream_rate_limit_remaining.set(int(raw))
 
     def _note_rate_limit(self, observed: _Observed, *, exhausted_only: bool) -> float | None:
         """Hold calls until Stream's reset time; returns the wait, if any."""
@@ -257,6 +285,14 @@ async def _observe_response(
         observed.status = response.status
         observed.headers = {k.lower(): v for k, v in response.headers.items()}
     return response
+
+
+def _outcome(error: ChatBackendError) -> str:
+    if error.retry_after_s is not None:
+        return "rate_limited"
+    if isinstance(error.__cause__, TimeoutError):
+        return "timeout"
+    return "transient" if error.transient else "rejected"
 
 
 def _user(person: Participant) -> dict[str, str]:

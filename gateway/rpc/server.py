@@ -8,9 +8,10 @@ from grpc_reflection.v1alpha import reflection
 from tradetrust.chat.v1 import chat_gateway_pb2 as pb
 from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
 
-from gateway.config import ServiceGrant
+from gateway.config import ServiceGrant, Settings
 from gateway.rpc.auth import ServiceAuthInterceptor
 from gateway.rpc.errors import ErrorMappingInterceptor
+from gateway.rpc.observe import ObservingInterceptor
 from gateway.rpc.servicer import ChatGatewayServicer
 from gateway.service import ChatService
 
@@ -50,13 +51,29 @@ class GrpcEdge:
         await self.server.stop(grace_s)
 
 
-def build_grpc_edge(service: ChatService, grants: tuple[ServiceGrant, ...], addr: str) -> GrpcEdge:
-    """Create the server with every service registered and bind ``addr`` (port 0: any)."""
+def build_grpc_edge(
+    service: ChatService,
+    grants: tuple[ServiceGrant, ...],
+    addr: str,
+    *,
+    observer: ObservingInterceptor | None = None,
+    credentials: grpc.ServerCredentials | None = None,
+    max_message_bytes: int = MAX_MESSAGE_BYTES,
+) -> GrpcEdge:
+    """Create the server with every service registered and bind ``addr`` (port 0: any).
+
+    ``observer`` (admission, metrics, access log) sits between error mapping and auth;
+    with ``credentials`` the port speaks TLS.
+    """
+    interceptors: list[grpc.aio.ServerInterceptor] = [ErrorMappingInterceptor()]
+    if observer is not None:
+        interceptors.append(observer)
+    interceptors.append(ServiceAuthInterceptor(grants))
     server = grpc.aio.server(
-        interceptors=[ErrorMappingInterceptor(), ServiceAuthInterceptor(grants)],
+        interceptors=interceptors,
         options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.so_reuseport", 0),
         ],
     )
@@ -66,7 +83,28 @@ def build_grpc_edge(service: ChatService, grants: tuple[ServiceGrant, ...], addr
     reflection.enable_server_reflection(
         (GATEWAY_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    port = server.add_insecure_port(addr)
+    if credentials is not None:
+        port = server.add_secure_port(addr, credentials)
+    else:
+        port = server.add_insecure_port(addr)
     if port == 0:
         raise OSError(f"cannot listen on {addr} for gRPC")
     return GrpcEdge(server, health_servicer, port)
+
+
+def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """TLS credentials from ``CHAT_GATEWAY_TLS_*`` files; client certificates are required
+    (mTLS) when a client CA is configured. ``None``: plaintext."""
+    if not settings.tls_cert_file or not settings.tls_key_file:
+        return None
+    with open(settings.tls_key_file, "rb") as fh:
+        key = fh.read()
+    with open(settings.tls_cert_file, "rb") as fh:
+        chain = fh.read()
+    client_ca = None
+    if settings.tls_client_ca_file:
+        with open(settings.tls_client_ca_file, "rb") as fh:
+            client_ca = fh.read()
+    return grpc.ssl_server_credentials(
+        [(key, chain)], root_certificates=client_ca, require_client_auth=client_ca is not None
+    )
