@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import random
@@ -45,6 +46,7 @@ from tradetrust.chat.v1 import chat_gateway_pb2 as pb
 from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
 
 from gateway.config import hash_key
+from tests.pg import PostgresServer
 from tests.stream_double import StreamDouble
 from tests.stream_double.fixtures import STREAM_TEST_KEY, STREAM_TEST_SECRET
 
@@ -126,24 +128,31 @@ def replica_env(database_url: str, double: StreamDouble, **overrides: str) -> di
 
 async def _wait_serving(replica: Replica, deadline: float) -> None:
     """Wait for the "gateway serving" log line, then for health SERVING (both bounded)."""
-    while replica.port == 0:
+    polls = int(STARTUP_TIMEOUT_S / 0.05) + 1
+    for _ in range(polls):
         match = SERVING.search(replica.log.read_text(errors="replace"))
         if match:
             replica.port = int(match.group(1))
             break
         if replica.proc.returncode is not None or time.monotonic() > deadline:
-            pytest.fail(f"replica {replica.name} did not start\n{replica.log_tail()}")
+            break
         await asyncio.sleep(0.05)
+    if replica.port == 0:
+        pytest.fail(
+            f"replica {replica.name} did not start (exit status {replica.proc.returncode})"
+            f"\n{replica.log_tail()}"
+        )
     async with grpc.aio.insecure_channel(replica.addr) as channel:
         health = health_pb2_grpc.HealthStub(channel)
-        while True:
+        for _ in range(polls):
             with contextlib.suppress(grpc.aio.AioRpcError):
                 reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
                 if reply.status == health_pb2.HealthCheckResponse.SERVING:
                     return
             if time.monotonic() > deadline:
-                pytest.fail(f"replica {replica.name} not SERVING\n{replica.log_tail()}")
+                break
             await asyncio.sleep(0.05)
+    pytest.fail(f"replica {replica.name} not SERVING\n{replica.log_tail()}")
 
 
 @contextlib.asynccontextmanager
@@ -266,6 +275,7 @@ async def test_two_replicas_500_concurrent_calls_create_each_channel_exactly_onc
         CHAT_GATEWAY_SYNC_POLL_INTERVAL="0.1",
         CHAT_GATEWAY_SYNC_LEASE="10",
         CHAT_GATEWAY_SYNC_BACKOFF_CAP="0.5",
+        CHAT_GATEWAY_DATABASE_TIMEOUT="5",  # the test is about exactly-once, not timeouts
     )
     order_ids = [f"rep-{i:03d}" for i in range(ORDERS)]
     # Call j is for order j % 100; an order's 5 calls alternate between the replicas
@@ -409,9 +419,10 @@ async def test_sigkill_of_a_replica_with_pending_orders_the_other_finishes_them(
             ]
             try:
                 rows: dict[str, Row] = {}
-                for _ in range(100):  # until the doomed replica has committed them (<= 5 s)
+                deadline = time.monotonic() + 5
+                for _ in range(100):  # until the doomed replica has committed them
                     rows = await db_rows(pg_url)
-                    if all(o in rows for o in in_flight):
+                    if all(o in rows for o in in_flight) or time.monotonic() > deadline:
                         break
                     await asyncio.sleep(0.05)
                 assert all(o in rows for o in in_flight), doomed.log_tail()
@@ -472,3 +483,123 @@ async def test_sigkill_of_a_replica_with_pending_orders_the_other_finishes_them(
         takeover_lag_s,
         max((until - now).total_seconds() for until in held.values()),
     )
+
+
+# -- 3. database crash and restart under load on both replicas ------------------------------
+
+CLIENTS = 6
+DB_TIMEOUT_S = 1.0
+DOWN_S = 3.0
+
+
+async def test_database_restart_under_load_on_replicas_loses_and_duplicates_nothing(
+    pg_private: PostgresServer, stream_double: StreamDouble, tmp_path: Path
+) -> None:
+    url = pg_private.create_database()
+    env = replica_env(
+        url,
+        stream_double,
+        CHAT_GATEWAY_DATABASE_TIMEOUT=str(DB_TIMEOUT_S),
+        CHAT_GATEWAY_STREAM_TIMEOUT="2",
+        CHAT_GATEWAY_INLINE_SYNC_BUDGET="1",
+        CHAT_GATEWAY_SYNC_POLL_INTERVAL="0.05",
+        CHAT_GATEWAY_SYNC_LEASE="2",
+        CHAT_GATEWAY_SYNC_BACKOFF_CAP="0.4",
+    )
+    created_flags: dict[str, list[bool]] = defaultdict(list)  # acknowledged orders
+    attempted: set[str] = set()
+    failures: list[tuple[float, grpc.StatusCode]] = []  # (latency s, code)
+    ok_times: list[float] = []
+    ids = itertools.count()
+    stop = asyncio.Event()
+    async with running_replicas(2, env, tmp_path) as replicas:
+        async with contextlib.AsyncExitStack() as stack:
+            stubs = [
+                pb_grpc.ChatGatewayStub(
+                    await stack.enter_async_context(grpc.aio.insecure_channel(r.addr))
+                )
+                for r in replicas
+            ]
+
+            async def client(number: int) -> None:
+                while not stop.is_set():
+                    order_id = f"pg-{next(ids)}"
+                    attempted.add(order_id)
+                    for attempt in range(300):  # bounded retries of one order, like a caller
+                        which = (number + attempt) % 2  # a retry goes to the other replica
+                        started = time.monotonic()
+                        try:
+                            reply = await stubs[which].EnsureOrderChannel(
+                                ensure_request(order_id), metadata=ORDER_SERVICE, timeout=10
+                            )
+                        except grpc.aio.AioRpcError as exc:
+                            failures.append((time.monotonic() - started, exc.code()))
+                            await asyncio.sleep(0.05)
+                            continue
+                        created_flags[order_id].append(reply.created)
+                        ok_times.append(time.monotonic())
+                        break
+                    await asyncio.sleep(0.01)
+
+            tasks = [asyncio.create_task(client(n)) for n in range(CLIENTS)]
+            try:
+                await asyncio.sleep(1.5)
+                acked_before = len(created_flags)
+                # pg_ctl blocks; the double lives in this loop, so run it in a thread.
+                await asyncio.to_thread(pg_private.stop, "immediate")
+                down_at = time.monotonic()
+                await asyncio.sleep(DOWN_S)
+                await asyncio.to_thread(pg_private.start)
+                up_at = time.monotonic()
+                for _ in range(300):  # bounded wait for the first success after it
+                    if (ok_times and ok_times[-1] > up_at) or time.monotonic() > up_at + 15:
+                        break
+                    await asyncio.sleep(0.05)
+                recovery_s = min((t for t in ok_times if t > up_at), default=float("inf")) - up_at
+                await asyncio.sleep(1.5)
+            finally:
+                stop.set()
+                async with asyncio.timeout(30):
+                    await asyncio.gather(*tasks, return_exceptions=True)
+            for task in tasks:
+                task.result()  # a client that crashed fails the test here
+
+            # Every acknowledged order, asked again on either replica, is known.
+            for n, order_id in enumerate(sorted(created_flags)):
+                again = await stubs[n % 2].EnsureOrderChannel(
+                    ensure_request(order_id), metadata=ORDER_SERVICE, timeout=10
+                )
+                assert not again.created and again.channel.cid == cid_of(order_id)
+
+            stored = set(await db_rows(url))
+            rows = await wait_all_synced(url, stored, timeout_s=20)
+            assert all(r.proc.returncode is None for r in replicas), "a replica died"
+    latencies = [latency for latency, _ in failures]
+    logger.info(
+        "replicas through a database restart: acked=%d (before crash %d) attempted=%d "
+        "stored=%d failures=%d (max latency %.2fs) down=%.1fs first success %.2fs after "
+        "restart; get-or-create calls=%d for %d channels",
+        len(created_flags),
+        acked_before,
+        len(attempted),
+        len(rows),
+        len(failures),
+        max(latencies, default=0.0),
+        up_at - down_at,
+        recovery_s,
+        sum(get_or_create_calls(stream_double).values()),
+        len(stream_double.channels),
+    )
+
+    assert acked_before > 0 and len(created_flags) > acked_before  # load before and after
+    assert failures, "the outage was not observed"
+    assert {code for _, code in failures} == {grpc.StatusCode.UNAVAILABLE}
+    assert max(latencies) < DB_TIMEOUT_S + 2.0  # fail fast, never hang
+    assert recovery_s < 10.0
+    # No lost order: everything acknowledged is stored; nothing unknown was stored.
+    assert set(created_flags) <= stored <= attempted
+    # Reported created at most once, and never again after a first answer.
+    assert all(flags.count(True) <= 1 for flags in created_flags.values())
+    assert all(not any(flags[1:]) for flags in created_flags.values())
+    # Every stored order is at the double, once, with exactly its two members.
+    assert_double_holds_exactly(stream_double, stored)
