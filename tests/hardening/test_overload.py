@@ -1,0 +1,122 @@
+"""Overload: past CHAT_GATEWAY_MAX_CONCURRENT_RPCS, RPCs get RESOURCE_EXHAUSTED at once;
+health stays answerable, and capacity is back the moment the slow calls finish.
+
+The slots are held honestly by slow EnsureOrderChannel calls (the Stream double delays its
+answers, so each call spends ~1 s in its inline sync).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
+from tradetrust.chat.v1 import chat_gateway_pb2 as pb
+from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
+
+from gateway.main import Gateway, build_gateway
+from tests.conftest import ORDER_SERVICE, WEB_BACKEND, SettingsFactory
+from tests.hardening.test_drain import ensure_request, wait_for
+from tests.stream_double import StreamDouble
+
+CAP = 5
+
+
+@pytest.fixture
+async def capped(
+    make_settings: SettingsFactory, stream_env: dict[str, str], stream_double: StreamDouble
+) -> AsyncIterator[Gateway]:
+    settings = make_settings(
+        env={
+            **stream_env,
+            "CHAT_GATEWAY_STREAM_TIMEOUT": "5",
+            "CHAT_GATEWAY_INLINE_SYNC_BUDGET": "1.0",
+            "CHAT_GATEWAY_MAX_CONCURRENT_RPCS": str(CAP),
+        }
+    )
+    gw = await build_gateway(settings)
+    await gw.start()
+    try:
+        yield gw
+    finally:
+        await gw.stop(grace_s=2.0)
+
+
+async def test_beyond_the_cap_is_resource_exhausted_and_recovery_is_immediate(
+    capped: Gateway, stream_double: StreamDouble
+) -> None:
+    stream_double.delay_s = 0.5
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{capped.grpc_port}") as ch:
+        stub = pb_grpc.ChatGatewayStub(ch)
+        health = health_pb2_grpc.HealthStub(ch)
+        slow = [
+            asyncio.ensure_future(
+                stub.EnsureOrderChannel(ensure_request(n), metadata=ORDER_SERVICE, timeout=10)
+            )
+            for n in range(CAP)
+        ]
+        await wait_for(lambda: capped.admission.rpcs == CAP, 5)
+
+        rejected = 0
+        for _ in range(20):
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await stub.IssueToken(
+                    pb.IssueTokenRequest(user_id="buyer-1"), metadata=WEB_BACKEND, timeout=2
+                )
+            assert caught.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+            rejected += 1
+        status = rpc_status.from_call(caught.value)
+        assert status is not None
+        info = error_details_pb2.ErrorInfo()
+        status.details[0].Unpack(info)
+        assert info.reason == "OVERLOADED"
+        # Probes are exempt from the cap.
+        reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=2)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        assert not any(c.done() for c in slow)
+
+        await asyncio.gather(*slow)
+        freed = time.monotonic()
+        token = await stub.IssueToken(
+            pb.IssueTokenRequest(user_id="buyer-1"), metadata=WEB_BACKEND, timeout=2
+        )
+        recovered_ms = (time.monotonic() - freed) * 1000
+    assert token.token and rejected == 20
+    assert capped.admission.rpcs == 0
+    assert recovered_ms < 500
+    print(f"overload: {rejected} rejected, first call after recovery in {recovered_ms:.1f} ms")  # noqa: T201
+
+
+async def test_the_cap_counts_only_calls_in_flight(capped: Gateway) -> None:
+    # Far more calls than the cap, but sequential: none is refused.
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{capped.grpc_port}") as ch:
+        stub = pb_grpc.ChatGatewayStub(ch)
+        for n in range(CAP * 4):
+            await stub.IssueToken(
+                pb.IssueTokenRequest(user_id=f"user-{n}"), metadata=WEB_BACKEND, timeout=2
+            )
+    assert capped.admission.rpcs == 0
+
+
+async def test_client_deadline_bounds_the_stream_call(
+    capped: Gateway, stream_double: StreamDouble
+) -> None:
+    # Stream hangs far longer than the client's 0.5 s deadline: the inline sync is cut to
+    # fit the deadline, so the call still answers OK (PENDING) inside it.
+    stream_double.delay_s = 30.0
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{capped.grpc_port}") as ch:
+        stub = pb_grpc.ChatGatewayStub(ch)
+        started = time.monotonic()
+        reply = await stub.EnsureOrderChannel(
+            ensure_request(99), metadata=ORDER_SERVICE, timeout=0.5
+        )
+        elapsed = time.monotonic() - started
+    assert reply.channel.sync_state == pb.SYNC_STATE_PENDING
+    assert elapsed < 0.5
+    text = capped.metrics.render().decode()
+    assert 'chat_gateway_stream_calls_total{call="upsert_users",outcome="cancelled"} 1.0' in text
