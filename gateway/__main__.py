@@ -30,6 +30,13 @@ def _parser() -> argparse.ArgumentParser:
         help="dev profile: documented dev keys and secrets, local backend unless "
         "GETSTREAM_API_KEY is set; never for production",
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N gateway processes sharing the ports (SO_REUSEPORT) to use N cores",
+    )
     check = commands.add_parser(
         "check-stream",
         help="check (and with --apply, fix) the Stream app settings order chats need",
@@ -65,6 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format, access_log=settings.access_log)
     if args.command == "check-stream":
         return asyncio.run(_check_stream(settings, apply=args.apply))
+    if args.workers < 1:
+        sys.stderr.write("--workers must be at least 1\n")
+        return 2
+    if args.workers > 1:
+        from gateway.workers import run_workers
+
+        return run_workers(settings, args.workers, dev=args.dev)
     from gateway.main import serve
 
     asyncio.run(serve(settings))

@@ -118,6 +118,9 @@ class Settings:
     """``CHAT_GATEWAY_LOG_FORMAT``: ``json`` (one object per line) or ``text``; the dev
     profile defaults to ``text``."""
     access_log: bool = True
+    reuse_port: bool = False
+    """``CHAT_GATEWAY_REUSE_PORT``: bind with SO_REUSEPORT so several processes share the
+    ports; set by ``serve --workers N`` for its workers."""
     """``CHAT_GATEWAY_ACCESS_LOG``: one INFO line per RPC and HTTP request (``true``/``false``)."""
     tls_cert_file: str | None = None
     """``CHAT_GATEWAY_TLS_CERT_FILE``: PEM certificate chain of the gRPC server (TLS on)."""
@@ -247,6 +250,7 @@ _ENV_FLOATS = {
 }
 _ENV_BOOLS = {
     "CHAT_GATEWAY_ACCESS_LOG": "access_log",
+    "CHAT_GATEWAY_REUSE_PORT": "reuse_port",
 }
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})

@@ -203,6 +203,7 @@ async def build_gateway(settings: Settings) -> Gateway:
             ),
             credentials=server_credentials(settings),
             max_message_bytes=settings.max_message_bytes,
+            reuse_port=settings.reuse_port,
         )
         bridge = build_bridge_edge(
             service, registry, settings, metrics=metrics, admission=admission

@@ -106,8 +106,10 @@ class BridgeEdge:
         *,
         shutdown_timeout_s: float = SHUTDOWN_TIMEOUT_S,
         ssl_context: ssl.SSLContext | None = None,
+        reuse_port: bool = False,
     ) -> None:
         self.app = app
+        self._reuse_port = reuse_port
         self._shutdown_timeout_s = shutdown_timeout_s
         self._ssl_context = ssl_context
         self._host, self._port = split_host_port(addr)
@@ -131,7 +133,13 @@ class BridgeEdge:
         runner = web.AppRunner(self.app, shutdown_timeout=self._shutdown_timeout_s, access_log=None)
         await runner.setup()
         try:
-            await web.TCPSite(runner, self._host, self._port, ssl_context=self._ssl_context).start()
+            await web.TCPSite(
+                runner,
+                self._host,
+                self._port,
+                ssl_context=self._ssl_context,
+                reuse_port=self._reuse_port or None,
+            ).start()
         except BaseException:
             await runner.cleanup()
             raise
@@ -164,6 +172,7 @@ def build_bridge_edge(
         settings.http_addr,
         shutdown_timeout_s=settings.shutdown_grace_s,
         ssl_context=server_ssl_context(settings),
+        reuse_port=settings.reuse_port,
     )
 
 

@@ -59,6 +59,7 @@ def build_grpc_edge(
     observer: ObservingInterceptor | None = None,
     credentials: grpc.ServerCredentials | None = None,
     max_message_bytes: int = MAX_MESSAGE_BYTES,
+    reuse_port: bool = False,
 ) -> GrpcEdge:
     """Create the server with every service registered and bind ``addr`` (port 0: any).
 
@@ -74,7 +75,9 @@ def build_grpc_edge(
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
-            ("grpc.so_reuseport", 0),
+            # Off unless several workers share the port: otherwise a second gateway on
+            # the same port would start silently instead of failing.
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
         ],
     )
     pb_grpc.add_ChatGatewayServicer_to_server(ChatGatewayServicer(service), server)
