@@ -5,6 +5,12 @@ answers ``SERVING``; 1 otherwise (not serving, unreachable, timed out). It reads
 address from ``CHAT_GATEWAY_GRPC_ADDR`` on purpose and not through ``load_settings``: the probe
 must work with whatever configuration the server was started with (including ``serve --dev``),
 and it needs no secret. A wildcard host (``0.0.0.0``, ``[::]``) is probed on loopback.
+
+When the gRPC port speaks TLS (``CHAT_GATEWAY_TLS_CERT_FILE`` set), the probe does too: it
+trusts ``CHAT_GATEWAY_HEALTHCHECK_CA_FILE`` (default: the server's own certificate file, which
+works for a self-signed certificate) and, under mTLS, presents
+``CHAT_GATEWAY_HEALTHCHECK_CERT_FILE``/``_KEY_FILE``. ``CHAT_GATEWAY_HEALTHCHECK_SERVER_NAME``
+overrides the name checked against the certificate (default ``localhost``).
 """
 
 from __future__ import annotations
@@ -26,9 +32,35 @@ def probe_target(listen_addr: str) -> str:
     return f"{_WILDCARDS.get(host, host)}:{port}"
 
 
-def check(target: str, *, service: str = "", timeout_s: float = 3.0) -> str:
+def _read(path: str | None) -> bytes | None:
+    if not path:
+        return None
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+def tls_channel(target: str, env: dict[str, str]) -> grpc.Channel | None:
+    """A TLS channel configured as the docstring says, or ``None`` for plaintext."""
+    server_cert = env.get("CHAT_GATEWAY_TLS_CERT_FILE")
+    if not server_cert:
+        return None
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=_read(env.get("CHAT_GATEWAY_HEALTHCHECK_CA_FILE") or server_cert),
+        private_key=_read(env.get("CHAT_GATEWAY_HEALTHCHECK_KEY_FILE")),
+        certificate_chain=_read(env.get("CHAT_GATEWAY_HEALTHCHECK_CERT_FILE")),
+    )
+    name = env.get("CHAT_GATEWAY_HEALTHCHECK_SERVER_NAME", "localhost")
+    return grpc.secure_channel(
+        target, credentials, options=[("grpc.ssl_target_name_override", name)]
+    )
+
+
+def check(
+    target: str, *, service: str = "", timeout_s: float = 3.0, env: dict[str, str] | None = None
+) -> str:
     """Return the health status name (``SERVING``, ``NOT_SERVING``, ...) or the RPC error code."""
-    with grpc.insecure_channel(target) as channel:
+    channel = tls_channel(target, dict(os.environ if env is None else env))
+    with channel or grpc.insecure_channel(target) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
             response = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout_s)

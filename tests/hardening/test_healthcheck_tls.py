@@ -1,0 +1,61 @@
+"""The container health probe speaks TLS and mTLS when the gRPC port does."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from gateway.healthcheck import check
+from gateway.main import Gateway, build_gateway
+from tests.conftest import SettingsFactory
+from tests.hardening.pki import Pki, make_pki
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Pki:
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    return make_pki(certs)
+
+
+@pytest.fixture
+async def mtls_gateway(make_settings: SettingsFactory, pki: Pki) -> AsyncIterator[Gateway]:
+    gw = await build_gateway(
+        make_settings(
+            tls_cert_file=str(pki.server_cert),
+            tls_key_file=str(pki.server_key),
+            tls_client_ca_file=str(pki.ca),
+        )
+    )
+    await gw.start()
+    try:
+        yield gw
+    finally:
+        await gw.stop(grace_s=1.0)
+
+
+async def probe(gateway: Gateway, env: dict[str, str]) -> str:
+    target = f"127.0.0.1:{gateway.grpc_port}"
+    return await asyncio.to_thread(check, target, timeout_s=3.0, env=env)
+
+
+async def test_probe_with_client_certificate_sees_serving(mtls_gateway: Gateway, pki: Pki) -> None:
+    env = {
+        "CHAT_GATEWAY_TLS_CERT_FILE": str(pki.server_cert),
+        "CHAT_GATEWAY_HEALTHCHECK_CA_FILE": str(pki.ca),
+        "CHAT_GATEWAY_HEALTHCHECK_CERT_FILE": str(pki.client_cert),
+        "CHAT_GATEWAY_HEALTHCHECK_KEY_FILE": str(pki.client_key),
+    }
+    assert await probe(mtls_gateway, env) == "SERVING"
+
+
+async def test_plaintext_or_certless_probe_is_not_healthy(mtls_gateway: Gateway, pki: Pki) -> None:
+    assert await probe(mtls_gateway, {}) != "SERVING"
+    certless = {
+        "CHAT_GATEWAY_TLS_CERT_FILE": str(pki.server_cert),
+        "CHAT_GATEWAY_HEALTHCHECK_CA_FILE": str(pki.ca),
+    }
+    assert await probe(mtls_gateway, certless) != "SERVING"
