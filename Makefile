@@ -18,6 +18,7 @@ help:
 	@echo "make proto      lint, format and regenerate the stubs from protos/"
 	@echo "make proto-check  fail if committed stubs differ from the protos"
 	@echo "make lint | fmt | typecheck | check | bench | clean"
+	@echo "make soak       5 min of gRPC+HTTP load at 80% of the measured max (SOAK_ARGS=)"
 	@echo "make docker     build the container image (docker, podman or buildah; IMAGE=, BASE_IMAGE=)"
 	@echo "make image-check  CI proof: build on a local Debian base with buildah, run it, health-check it"
 
@@ -72,6 +73,11 @@ bench: generate
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	cd tests/bench/peers && npm ci --no-audit --no-fund --silent
 	$(PY) -m tests.bench $(BENCH_ARGS)
+
+# Soak (not part of `make test`): SOAK_ARGS="--duration 300 --load 0.8" by default.
+soak: generate
+	@command -v h2load >/dev/null || (apt-get update -qq && apt-get install -y -qq nghttp2-client)
+	$(PY) -m tests.soak $(SOAK_ARGS)
 
 # Container image: wheels are built here on the host, the image installs only from them.
 docker: $(STAMP)
