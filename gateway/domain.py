@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import ClassVar
 
 
@@ -90,13 +90,23 @@ class OrderChannel:
 
 @dataclass(frozen=True, slots=True)
 class IssuedToken:
-    """A signed Stream user token."""
+    """A signed Stream user token; times are its ``iat``/``exp`` claims (epoch seconds)."""
 
     token: str
     user_id: str
     api_key: str
-    issue_time: datetime
-    expire_time: datetime
+    issue_epoch: int
+    expire_epoch: int
+
+    @property
+    def issue_time(self) -> datetime:
+        """``iat`` as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.issue_epoch, UTC)
+
+    @property
+    def expire_time(self) -> datetime:
+        """``exp`` as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.expire_epoch, UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,6 +75,6 @@ class StreamTokenSigner:
             token=token,
             user_id=user_id,
             api_key=self._api_key,
-            issue_time=datetime.fromtimestamp(iat, UTC),
-            expire_time=datetime.fromtimestamp(exp, UTC),
+            issue_epoch=iat,
+            expire_epoch=exp,
         )

@@ -86,7 +86,7 @@ def token_json(issued: IssuedToken) -> str:
     ``[A-Za-z0-9@_-]``) need no JSON escaping; the configured API key is escaped once.
     """
     return (
-        f'{{"token":"{issued.token}","expiresAt":"{rfc3339(issued.expire_time)}",'
+        f'{{"token":"{issued.token}","expiresAt":"{_rfc3339_seconds(issued.expire_epoch)}",'
         f'"apiKey":{_json_string(issued.api_key)},"userId":"{issued.user_id}"}}'
     )
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import hmac
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeAlias
 
 import grpc
-from grpc_interceptor import AsyncServerInterceptor
 
 from gateway.config import ServiceGrant
-from gateway.domain import PermissionDeniedError, UnauthenticatedError
+from gateway.domain import GatewayError, PermissionDeniedError, UnauthenticatedError
 
 GATEWAY_SERVICE = "tradetrust.chat.v1.ChatGateway"
 
@@ -62,24 +61,43 @@ def bearer_key(metadata: Iterable[tuple[str, str | bytes]] | None) -> str | None
     return None
 
 
-class ServiceAuthInterceptor(AsyncServerInterceptor):
+_Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+
+
+class ServiceAuthInterceptor(grpc.aio.ServerInterceptor):
     """Rejects ChatGateway calls without a known key (UNAUTHENTICATED) or without a grant
-    for the method (PERMISSION_DENIED). Health and reflection stay open."""
+    for the method (PERMISSION_DENIED). Health and reflection stay open.
+
+    It decides while gRPC looks the method up, from the call's metadata, and hands back the
+    method's own handler untouched when the call may proceed: authorised calls pay no extra
+    wrapper. A refused call gets a handler that raises the domain error, which the outer
+    interceptors record and map to its status like any other.
+    """
 
     def __init__(self, grants: Iterable[ServiceGrant]) -> None:
         self._authenticator = ServiceKeyAuthenticator(grants)
 
-    async def intercept(
+    async def intercept_service(
         self,
-        method: Callable[..., Any],
-        request_or_iterator: Any,
-        context: grpc.aio.ServicerContext[Any, Any],
-        method_name: str,
-    ) -> Any:
-        service, short_name = split_method(method_name)
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[_Handler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> _Handler | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler  # unknown method: UNIMPLEMENTED
+        service, short_name = split_method(handler_call_details.method)
         if service in OPEN_SERVICES:
-            return await _call(method, request_or_iterator, context)
-        key = bearer_key(context.invocation_metadata())
+            return handler
+        try:
+            self._authorize(service, short_name, handler_call_details.invocation_metadata)
+        except GatewayError as error:
+            return _refusing(handler, error)
+        return handler
+
+    def _authorize(
+        self, service: str, short_name: str, metadata: Iterable[tuple[str, str | bytes]] | None
+    ) -> None:
+        key = bearer_key(metadata)
         if key is None:
             raise UnauthenticatedError("missing 'authorization: Bearer <service key>' metadata")
         grant = self._authenticator.authenticate(key)
@@ -88,11 +106,22 @@ class ServiceAuthInterceptor(AsyncServerInterceptor):
         calling_service.set(grant.name)
         if service != GATEWAY_SERVICE or short_name not in grant.methods:
             raise PermissionDeniedError(f"service {grant.name!r} may not call {short_name}")
-        return await _call(method, request_or_iterator, context)
 
 
-async def _call(method: Callable[..., Any], request: Any, context: Any) -> Any:
-    response = method(request, context)
-    if hasattr(response, "__aiter__"):
-        return response
-    return await response
+def _refusing(handler: _Handler, error: GatewayError) -> _Handler:
+    """A handler of the same shape as ``handler`` that raises ``error`` when called."""
+
+    async def refuse(request: Any, context: Any) -> Any:
+        raise error
+
+    codec = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.request_streaming and handler.response_streaming:
+        return grpc.stream_stream_rpc_method_handler(refuse, **codec)
+    if handler.request_streaming:
+        return grpc.stream_unary_rpc_method_handler(refuse, **codec)
+    if handler.response_streaming:
+        return grpc.unary_stream_rpc_method_handler(refuse, **codec)
+    return grpc.unary_unary_rpc_method_handler(refuse, **codec)

@@ -46,7 +46,7 @@ def token_to_proto(token: IssuedToken) -> pb.IssueTokenResponse:
     response = pb.IssueTokenResponse(
         token=token.token, api_key=token.api_key, user_id=token.user_id
     )
-    response.expire_time.FromDatetime(token.expire_time)
+    response.expire_time.seconds = token.expire_epoch
     return response
 
 
@@ -61,7 +61,10 @@ def channel_to_proto(channel: OrderChannel, out: pb.OrderChannel | None = None) 
     message.seller_user_id = channel.seller.user_id
     message.sync_state = _SYNC[channel.sync_state]
     created: timestamp_pb2.Timestamp = message.create_time
-    created.FromDatetime(channel.create_time)
+    # Timestamp.FromDatetime is slow pure Python; create_time is an aware UTC datetime.
+    moment = channel.create_time
+    created.seconds = int(moment.timestamp())
+    created.nanos = moment.microsecond * 1000
     return message
 
 

@@ -45,7 +45,6 @@ class ObservingInterceptor(AsyncServerInterceptor):
             response = method(request_or_iterator, context)
             return response if hasattr(response, "__aiter__") else await response
         started = time.perf_counter()
-        calling_service.set("")
         supplied = None
         for key, value in context.invocation_metadata() or ():
             if key == "x-request-id" and isinstance(value, str):

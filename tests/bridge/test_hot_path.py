@@ -77,8 +77,8 @@ def test_token_json_matches_json_dumps() -> None:
         token="aaa.bbb-_.ccc",
         user_id="ana@trade_trust-1",
         api_key='key"with\\odd',
-        issue_time=datetime(2026, 11, 25, 12, tzinfo=UTC),
-        expire_time=datetime(2026, 11, 26, 12, tzinfo=UTC),
+        issue_epoch=int(datetime(2026, 11, 25, 12, tzinfo=UTC).timestamp()),
+        expire_epoch=int(datetime(2026, 11, 26, 12, tzinfo=UTC).timestamp()),
     )
     assert json.loads(token_json(issued)) == {
         "token": "aaa.bbb-_.ccc",
