@@ -1,16 +1,22 @@
 """Prometheus metrics of one gateway, on its own :class:`CollectorRegistry`.
 
 Each :class:`gateway.main.Gateway` owns one :class:`GatewayMetrics` (never the global
-registry), so several gateways can run in one process (tests) without clashing. The hot
-paths (:meth:`GatewayMetrics.observe_rpc`, :meth:`GatewayMetrics.observe_http`) look up
-pre-bound label children in a dict: no label building per request.
+registry), so several gateways can run in one process (tests) without clashing. Request
+counts and latencies (:meth:`GatewayMetrics.observe_rpc`, :meth:`GatewayMetrics.observe_http`)
+are on the hot path of every call, so they are plain integers in dicts, updated without locks
+(every request finishes on the one event-loop thread) and turned into Prometheus samples only
+when scraped (:class:`RequestMetrics`).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Iterator
 from datetime import datetime
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 __all__ = ["CONTENT_TYPE", "GatewayMetrics", "StreamOutcome"]
 
@@ -39,41 +45,86 @@ StreamOutcome = str
 (any other 4xx) or ``cancelled`` (the caller's deadline ran out first)."""
 
 
+class RequestMetrics(Collector):
+    """A counter and a latency histogram of requests, kept as plain numbers.
+
+    ``observe`` is a dict lookup, a bisect and three additions; ``collect`` builds the
+    cumulative Prometheus families at scrape time. Only the event-loop thread writes; a
+    scrape from another thread could read a count one request behind, never a torn one.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        histogram: str,
+        histogram_doc: str,
+        labels: tuple[str, ...],
+        histogram_labels: tuple[str, ...],
+    ) -> None:
+        self._name, self._doc = name, documentation
+        self._histogram, self._histogram_doc = histogram, histogram_doc
+        self._labels, self._histogram_labels = labels, histogram_labels
+        self._counts: dict[tuple[str, ...], int] = {}
+        # per histogram label set: [count in each bucket (non-cumulative) ..., +Inf], sum
+        self._latency: dict[tuple[str, ...], tuple[list[int], list[float]]] = {}
+
+    def observe(
+        self, labels: tuple[str, ...], histogram_labels: tuple[str, ...], seconds: float
+    ) -> None:
+        """Count one request under ``labels`` and its latency under ``histogram_labels``."""
+        counts = self._counts
+        counts[labels] = counts.get(labels, 0) + 1
+        latency = self._latency.get(histogram_labels)
+        if latency is None:
+            latency = self._latency[histogram_labels] = ([0] * (len(_LATENCY_BUCKETS) + 1), [0.0])
+        latency[0][bisect_left(_LATENCY_BUCKETS, seconds)] += 1
+        latency[1][0] += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        counter = CounterMetricFamily(self._name, self._doc, labels=self._labels)
+        for labels, value in list(self._counts.items()):
+            counter.add_metric(list(labels), value)
+        yield counter
+        histogram = HistogramMetricFamily(
+            self._histogram, self._histogram_doc, labels=self._histogram_labels
+        )
+        for labels, (buckets, total) in list(self._latency.items()):
+            cumulative, running = [], 0
+            for bound, count in zip((*_LATENCY_BUCKETS, float("inf")), buckets, strict=True):
+                running += count
+                cumulative.append(("+Inf" if bound == float("inf") else repr(bound), running))
+            histogram.add_metric(list(labels), cumulative, total[0])
+        yield histogram
+
+
 class GatewayMetrics:
     """The gateway's counters, histograms and gauges."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         r = self.registry
-        self.rpcs = Counter(
+        self.rpcs = RequestMetrics(
             "chat_gateway_rpcs",
             "ChatGateway RPCs handled, by full method name and gRPC status code.",
-            ["method", "code"],
-            registry=r,
-        )
-        self.rpc_seconds = Histogram(
             "chat_gateway_rpc_duration_seconds",
             "ChatGateway RPC latency in the server, by method.",
-            ["method"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+            ("method", "code"),
+            ("method",),
         )
+        r.register(self.rpcs)
         self.rpcs_in_flight = Gauge(
             "chat_gateway_rpcs_in_flight", "ChatGateway RPCs being handled now.", registry=r
         )
-        self.http_requests = Counter(
+        self.http_requests = RequestMetrics(
             "chat_gateway_http_requests",
             "HTTP bridge requests, by HTTP method, route and status.",
-            ["method", "route", "status"],
-            registry=r,
-        )
-        self.http_seconds = Histogram(
             "chat_gateway_http_request_duration_seconds",
             "HTTP bridge request latency, by route.",
-            ["route"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+            ("method", "route", "status"),
+            ("route",),
         )
+        r.register(self.http_requests)
         self.sync_backlog = Gauge(
             "chat_gateway_sync_backlog_orders",
             "Orders recorded but not yet synced to Stream (refreshed periodically).",
@@ -96,34 +147,15 @@ class GatewayMetrics:
             "X-RateLimit-Remaining of Stream's last answer that carried it.",
             registry=r,
         )
-        self._rpc: dict[tuple[str, str], Counter] = {}
-        self._rpc_seconds: dict[str, Histogram] = {}
-        self._http: dict[tuple[str, str, int], Counter] = {}
-        self._http_seconds: dict[str, Histogram] = {}
         self._stream: dict[tuple[str, str], Counter] = {}
 
     def observe_rpc(self, method: str, code: str, seconds: float) -> None:
         """Count one finished RPC and its latency."""
-        counter = self._rpc.get((method, code))
-        if counter is None:
-            counter = self._rpc[(method, code)] = self.rpcs.labels(method, code)
-        counter.inc()
-        histogram = self._rpc_seconds.get(method)
-        if histogram is None:
-            histogram = self._rpc_seconds[method] = self.rpc_seconds.labels(method)
-        histogram.observe(seconds)
+        self.rpcs.observe((method, code), (method,), seconds)
 
     def observe_http(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one finished HTTP request and its latency."""
-        key = (method, route, status)
-        counter = self._http.get(key)
-        if counter is None:
-            counter = self._http[key] = self.http_requests.labels(method, route, str(status))
-        counter.inc()
-        histogram = self._http_seconds.get(route)
-        if histogram is None:
-            histogram = self._http_seconds[route] = self.http_seconds.labels(route)
-        histogram.observe(seconds)
+        self.http_requests.observe((method, route, str(status)), (route,), seconds)
 
     def observe_stream_call(self, call: str, outcome: StreamOutcome) -> None:
         """Count one Stream API call by its outcome."""
