@@ -177,15 +177,32 @@ def http_suite(args: argparse.Namespace, work: Path, out: dict[str, object]) -> 
 
 def workers_suite(args: argparse.Namespace, work: Path, out: dict[str, object]) -> None:
     path, frame, key = GRPC_TARGETS["IssueToken"]
+    sessions = [procs.session_jwt(f"user-{i}") for i in range(1000)]
     figures: dict[str, object] = {}
     for workers in (1, 2):
         with procs.gateway(work, workers=workers) as gw, PeakRss(gw).sampling() as rss:
             # Several connections so the kernel spreads them over the workers' sockets.
-            def run(gw: procs.Running = gw) -> Result:
+            def grpc_run(gw: procs.Running = gw) -> Result:
                 return h2load_multi(gw.grpc_port, path, frame, key, args, work)
 
-            result = rounds(args.rounds, {"IssueToken": run})["IssueToken"]
-            figures[str(workers)] = {**asdict(result), "rss_kb": rss.peak_kb}
+            def http_run(gw: procs.Running = gw) -> Result:
+                url = f"http://127.0.0.1:{gw.http_port}/api/chat/stream/token"
+                return wrk(
+                    "workers-token",
+                    url,
+                    sessions=sessions,
+                    connections=64,
+                    duration_s=args.duration,
+                    workdir=work,
+                )
+
+            results = rounds(args.rounds, {"grpc": grpc_run, "http": http_run})
+            figures[str(workers)] = {
+                **asdict(results["grpc"]),
+                "http_rps": results["http"].rps,
+                "http_errors": results["http"].errors,
+                "rss_kb": rss.peak_kb,
+            }
     out["workers"] = figures
 
 
