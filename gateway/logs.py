@@ -43,6 +43,7 @@ FIELDS = (
     "status",
     "duration_ms",
     "service",
+    "reason",
     "request_id",
 )
 """Structured fields a log call may pass in ``extra``, emitted in this order."""

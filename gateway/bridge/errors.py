@@ -18,6 +18,9 @@ from gateway.domain import ErrorCode, GatewayError, RateLimitedError
 
 logger = logging.getLogger(__name__)
 
+ERROR_REASON = web.RequestKey("error_reason", str)
+"""Request key under which a failed request's reason is left for the access line."""
+
 _HTTP_CODES: dict[int, str] = {
     400: "invalid_argument",
     401: "unauthenticated",
@@ -79,7 +82,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except GatewayError as exc:
-        level = logging.ERROR if exc.code is ErrorCode.INTERNAL else logging.INFO
+        # The access line records the failure with its status and reason at INFO; this log
+        # line is for debugging, except for internal errors.
+        if exc.code is not ErrorCode.INTERNAL:
+            request[ERROR_REASON] = exc.message
+        level = logging.ERROR if exc.code is ErrorCode.INTERNAL else logging.DEBUG
         logger.log(
             level,
             "http failed method=%s path=%s code=%s reason=%s",

@@ -16,7 +16,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from gateway import logs
 from gateway.admission import Admission
-from gateway.bridge.errors import error_response
+from gateway.bridge.errors import ERROR_REASON, error_response
 from gateway.metrics import GatewayMetrics
 
 __all__ = ["METRICS_PATH", "PROBE_PATHS", "metrics_handler", "observing_middleware"]
@@ -79,6 +79,7 @@ def observing_middleware(
                     "path": request.path[:256],
                     "status": status,
                     "duration_ms": round(seconds * 1000, 3),
+                    **({"reason": reason} if (reason := request.get(ERROR_REASON)) else {}),
                 },
             )
 

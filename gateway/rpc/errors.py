@@ -72,7 +72,9 @@ class ErrorMappingInterceptor(AsyncExceptionToStatusInterceptor):
             raise ex  # a handler (health, reflection) already set its status
         if isinstance(ex, GatewayError):
             status = rpc_status.to_status(status_for(ex))
-            level = logging.ERROR if ex.code is ErrorCode.INTERNAL else logging.INFO
+            # The access line (gateway.rpc.observe) already records each failed RPC with its
+            # code and reason at INFO; this one is for debugging only, except for INTERNAL.
+            level = logging.ERROR if ex.code is ErrorCode.INTERNAL else logging.DEBUG
             logger.log(
                 level,
                 "rpc failed method=%s code=%s service=%s reason=%s",

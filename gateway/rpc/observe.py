@@ -62,12 +62,15 @@ class ObservingInterceptor(AsyncServerInterceptor):
             )
         admission.rpcs += 1
         code = "INTERNAL"
+        reason = ""
         try:
             response = await method(request_or_iterator, context)
             code = "OK"
             return response
         except GatewayError as exc:
             code = exc.code.name
+            # INTERNAL details stay out of the access line (the error log has the traceback).
+            reason = "" if exc.code.name == "INTERNAL" else exc.message
             raise
         except grpc.aio.AbortError:
             status = context.code()
@@ -80,9 +83,9 @@ class ObservingInterceptor(AsyncServerInterceptor):
             admission.rpcs -= 1
             if admission.draining:
                 admission.release()
-            self._finish(method_name, code, started)
+            self._finish(method_name, code, started, reason)
 
-    def _finish(self, method_name: str, code: str, started: float) -> None:
+    def _finish(self, method_name: str, code: str, started: float, reason: str = "") -> None:
         seconds = time.perf_counter() - started
         self._metrics.observe_rpc(method_name, code, seconds)
         if self._access_log and logs.access_logger.isEnabledFor(logging.INFO):
@@ -93,5 +96,6 @@ class ObservingInterceptor(AsyncServerInterceptor):
                     "code": code,
                     "duration_ms": round(seconds * 1000, 3),
                     "service": calling_service.get() or "-",
+                    **({"reason": reason} if reason else {}),
                 },
             )
