@@ -51,6 +51,7 @@ run: generate
 	$(PY) -m gateway serve --dev
 
 test: generate
+	scripts/test-deps.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
