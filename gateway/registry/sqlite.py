@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -91,11 +92,25 @@ class SqliteRegistry:
             check_same_thread=False,
         )
         conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
+        # Several processes (serve --workers N) may open a fresh file at once. Switching it to
+        # WAL can report "database is locked" at once, without waiting on the busy timeout,
+        # while another process holds the lock for the same switch: retry within the timeout.
+        self._retry_locked(lambda: conn.execute("PRAGMA journal_mode=WAL"))
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
         self._conn = conn
-        self._migrate(conn)
+        self._retry_locked(lambda: self._migrate(conn))
+
+    def _retry_locked(self, step: Callable[[], object]) -> None:
+        deadline = time.monotonic() + self._busy_timeout_s
+        while True:
+            try:
+                step()
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.05)
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
@@ -117,7 +132,8 @@ class SqliteRegistry:
                 logger.info("sqlite registry: applied migration %d", version)
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
 
     @property

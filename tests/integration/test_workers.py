@@ -50,9 +50,14 @@ def start(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    assert wait_for(lambda: len(children_of(proc.pid)) == 2, 20), "two workers expected"
-    wait_serving(f"127.0.0.1:{grpc_port}")
-    time.sleep(1.0)  # both workers bound (the first SERVING answer may come from either)
+    try:
+        assert wait_for(lambda: len(children_of(proc.pid)) == 2, 20), "two workers expected"
+        wait_serving(f"127.0.0.1:{grpc_port}")
+        time.sleep(1.0)  # both workers bound (the first SERVING answer may come from either)
+    except BaseException:
+        proc.kill()  # the supervisor; its workers die with their listening sockets' owner
+        proc.wait(timeout=10)
+        raise
     return proc, grpc_port
 
 
