@@ -55,7 +55,9 @@ def start(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
         wait_serving(f"127.0.0.1:{grpc_port}")
         time.sleep(1.0)  # both workers bound (the first SERVING answer may come from either)
     except BaseException:
-        proc.kill()  # the supervisor; its workers die with their listening sockets' owner
+        for worker in children_of(proc.pid):
+            os.kill(worker, signal.SIGKILL)
+        proc.kill()
         proc.wait(timeout=10)
         raise
     return proc, grpc_port
