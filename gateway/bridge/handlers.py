@@ -65,13 +65,9 @@ CONTEXT = web.AppKey("bridge_context", BridgeContext)
 
 @functools.lru_cache(maxsize=256)
 def _rfc3339_seconds(epoch_s: int) -> str:
+    """``2026-11-25T19:53:40Z``; token expiries repeat across users, so each second is
+    formatted once."""
     return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def rfc3339(moment: datetime) -> str:
-    """``2026-11-25T19:53:40Z``: UTC, whole seconds."""
-    # Token expiries repeat within a second across users: format each second once.
-    return _rfc3339_seconds(int(moment.timestamp()))
 
 
 @functools.lru_cache(maxsize=8)
