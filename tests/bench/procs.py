@@ -15,6 +15,8 @@ from pathlib import Path
 
 import jwt
 
+from tests.ports import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 PEERS = Path(__file__).resolve().parent / "peers"
 
@@ -25,14 +27,6 @@ STREAM_KEY = "bench-stream-key"
 STREAM_SECRET = "bench-stream-secret-" + "z" * 32
 SESSION_SECRET = "bench-session-secret-" + "s" * 32
 TOKEN_TTL_S = 86_400
-
-
-def free_port() -> int:
-    """A currently free loopback port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def session_jwt(user_id: str = "buyer-42", lifetime_s: int = 3600) -> str:

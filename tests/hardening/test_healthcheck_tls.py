@@ -3,38 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 
 from gateway.healthcheck import check
-from gateway.main import Gateway, build_gateway
-from tests.conftest import SettingsFactory
-from tests.hardening.pki import Pki, make_pki
-
-
-@pytest.fixture
-def pki(tmp_path: Path) -> Pki:
-    certs = tmp_path / "certs"
-    certs.mkdir()
-    return make_pki(certs)
-
-
-@pytest.fixture
-async def mtls_gateway(make_settings: SettingsFactory, pki: Pki) -> AsyncIterator[Gateway]:
-    gw = await build_gateway(
-        make_settings(
-            tls_cert_file=str(pki.server_cert),
-            tls_key_file=str(pki.server_key),
-            tls_client_ca_file=str(pki.ca),
-        )
-    )
-    await gw.start()
-    try:
-        yield gw
-    finally:
-        await gw.stop(grace_s=1.0)
+from gateway.main import Gateway
+from tests.hardening.pki import Pki
 
 
 async def probe(gateway: Gateway, env: dict[str, str]) -> str:
