@@ -24,16 +24,55 @@ __all__ = [
     "JsonFormatter",
     "TextFormatter",
     "access_logger",
+    "RequestScope",
+    "begin_request",
     "configure_logging",
+    "current_request",
     "new_request_id",
-    "request_id",
 ]
 
 access_logger = logging.getLogger("gateway.access")
 """One INFO line per RPC and per HTTP request."""
 
-request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
-"""The current RPC's or HTTP request's id (``x-request-id`` if the caller sent one)."""
+
+class RequestScope:
+    """What the logs know about the RPC or HTTP request being handled: its id (the
+    caller's ``x-request-id`` if usable, else a fresh one, made only when first logged)
+    and, for RPCs, the authenticated calling service."""
+
+    __slots__ = ("_id", "_supplied", "service")
+
+    def __init__(self, supplied: str | None = None) -> None:
+        self._supplied = supplied
+        self._id: str | None = None
+        self.service = ""
+
+    @property
+    def id(self) -> str:
+        """The request id (stable for the scope's lifetime)."""
+        if self._id is None:
+            self._id = new_request_id(self._supplied)
+        return self._id
+
+
+current_request: contextvars.ContextVar[RequestScope | None] = contextvars.ContextVar(
+    "current_request", default=None
+)
+"""The scope of the RPC or HTTP request the current task is handling."""
+
+
+def begin_request(supplied_id: str | None) -> RequestScope:
+    """Open the current task's request scope (``supplied_id``: the ``x-request-id``)."""
+    scope = RequestScope(supplied_id)
+    current_request.set(scope)
+    return scope
+
+
+def current_service() -> str:
+    """The current RPC's calling service, ``-`` when not authenticated (or not an RPC)."""
+    scope = current_request.get()
+    return (scope.service if scope is not None else "") or "-"
+
 
 FIELDS = (
     "event",
@@ -89,9 +128,9 @@ class JsonFormatter(logging.Formatter):
             if value is not None:
                 out[name] = value
         if "request_id" not in out:
-            current = request_id.get()
-            if current:
-                out["request_id"] = current
+            scope = current_request.get()
+            if scope is not None:
+                out["request_id"] = scope.id
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return json.dumps(out, ensure_ascii=False, default=str)

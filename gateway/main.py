@@ -21,7 +21,7 @@ from gateway.registry import OrderRegistry
 from gateway.registry.cache import SyncedOrderCache
 from gateway.registry.postgres import PostgresRegistry
 from gateway.registry.sqlite import SqliteRegistry
-from gateway.rpc.observe import ObservingInterceptor
+from gateway.rpc.observe import RpcObserver
 from gateway.rpc.server import GrpcEdge, build_grpc_edge, server_credentials
 from gateway.service import ChatService, TokenPolicy
 from gateway.sync import ChannelSync, SyncPolicy
@@ -198,7 +198,7 @@ async def build_gateway(settings: Settings) -> Gateway:
             service,
             settings.services,
             settings.grpc_addr,
-            observer=ObservingInterceptor(
+            observer=RpcObserver(
                 admission=admission, metrics=metrics, access_log=settings.access_log
             ),
             credentials=server_credentials(settings),

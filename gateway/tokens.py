@@ -14,6 +14,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -37,10 +38,13 @@ def _b64(data: bytes) -> bytes:
 class StreamTokenSigner:
     """Signs Stream user tokens (claims ``user_id``, ``iat``, ``exp``). Never calls Stream."""
 
-    def __init__(self, *, api_key: str, api_secret: str, clock: Clock = utc_now) -> None:
+    def __init__(self, *, api_key: str, api_secret: str, clock: Clock | None = None) -> None:
+        """``clock``: for tests; by default the system clock, read as epoch seconds."""
         self._api_key = api_key
         self._mac = hmac.new(api_secret.encode(), digestmod=hashlib.sha256)
-        self._clock = clock
+        self._epoch: Callable[[], float] = (
+            time.time if clock is None else lambda: clock().timestamp()
+        )
         self._second = -1
         self._reuse: dict[tuple[str, int], IssuedToken] = {}
 
@@ -52,7 +56,7 @@ class StreamTokenSigner:
     def sign(self, user_id: str, ttl: timedelta) -> IssuedToken:
         """Sign a token for ``user_id`` valid for ``ttl`` (whole seconds) from now."""
         # Stream compares iat/exp as integer seconds; truncate so exp - iat == ttl exactly.
-        iat = int(self._clock().timestamp())
+        iat = int(self._epoch())
         lifetime = int(ttl.total_seconds())
         if iat != self._second:
             self._second = iat

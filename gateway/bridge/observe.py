@@ -37,7 +37,7 @@ def observing_middleware(
     @web.middleware
     async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
-        logs.request_id.set(logs.new_request_id(request.headers.get("X-Request-Id")))
+        logs.begin_request(request.headers.get("X-Request-Id"))
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else _UNMATCHED
         counted = route not in PROBE_PATHS

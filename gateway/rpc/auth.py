@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import contextvars
 import hashlib
 import hmac
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeAlias
-
-import grpc
+from collections.abc import Iterable
 
 from gateway.config import ServiceGrant
-from gateway.domain import GatewayError, PermissionDeniedError, UnauthenticatedError
+from gateway.domain import PermissionDeniedError, UnauthenticatedError
 
 GATEWAY_SERVICE = "tradetrust.chat.v1.ChatGateway"
+GATEWAY_PREFIX = f"/{GATEWAY_SERVICE}/"
 
 #: Services anyone may call: probes and tooling.
 OPEN_SERVICES = frozenset(
@@ -24,14 +21,27 @@ OPEN_SERVICES = frozenset(
     }
 )
 
-#: The calling service's name for the current RPC (for logs), "" when not authenticated.
-calling_service: contextvars.ContextVar[str] = contextvars.ContextVar("calling_service", default="")
+_BEARER = "bearer "
 
 
 def split_method(method_name: str) -> tuple[str, str]:
     """``/pkg.Service/Method`` -> (``pkg.Service``, ``Method``)."""
     _, service, method = method_name.split("/", 2) if method_name.count("/") == 2 else ("", "", "")
     return service, method
+
+
+def is_open(method_name: str) -> bool:
+    """Whether ``method_name`` belongs to a service anyone may call (health, reflection)."""
+    return split_method(method_name)[0] in OPEN_SERVICES
+
+
+def bearer_key(authorization: str | bytes | None) -> str | None:
+    """The key of an ``authorization: Bearer <key>`` metadata value, or ``None``."""
+    if not isinstance(authorization, str):
+        return None
+    if authorization[: len(_BEARER)].lower() != _BEARER:
+        return None
+    return authorization[len(_BEARER) :].strip() or None
 
 
 class ServiceKeyAuthenticator:
@@ -56,77 +66,49 @@ class ServiceKeyAuthenticator:
         return found
 
 
-def bearer_key(metadata: Iterable[tuple[str, str | bytes]] | None) -> str | None:
-    """The key of an ``authorization: Bearer <key>`` entry, or ``None``."""
-    for name, value in metadata or ():
-        if name == "authorization" and isinstance(value, str):
-            scheme, _, key = value.partition(" ")
-            if scheme.lower() == "bearer" and key.strip():
-                return key.strip()
-    return None
+class ServiceAuthorizer:
+    """Decides whether a call may proceed: a known key (else UNAUTHENTICATED) whose service
+    is granted the ChatGateway method called (else PERMISSION_DENIED).
 
-
-_Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
-
-
-class ServiceAuthInterceptor(grpc.aio.ServerInterceptor):
-    """Rejects ChatGateway calls without a known key (UNAUTHENTICATED) or without a grant
-    for the method (PERMISSION_DENIED). Health and reflection stay open.
-
-    It decides while gRPC looks the method up, from the call's metadata, and hands back the
-    method's own handler untouched when the call may proceed: authorised calls pay no extra
-    wrapper. A refused call gets a handler that raises the domain error, which the outer
-    interceptors record and map to its status like any other.
+    An ``authorization`` value that authenticated once is remembered with its grant, so the
+    digest and comparisons run once per key, not once per call. Only successes are
+    remembered (at most one entry per configured service key, plus spelling variants up to
+    a small cap), grants never change while the process runs, and a dict lookup compares
+    strings only when their randomised hashes match, so it tells a caller nothing about a
+    key it does not already hold.
     """
+
+    MAX_REMEMBERED = 64
 
     def __init__(self, grants: Iterable[ServiceGrant]) -> None:
         self._authenticator = ServiceKeyAuthenticator(grants)
+        self._remembered: dict[str, ServiceGrant] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[_Handler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> _Handler | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler  # unknown method: UNIMPLEMENTED
-        service, short_name = split_method(handler_call_details.method)
-        if service in OPEN_SERVICES:
-            return handler
-        try:
-            self._authorize(service, short_name, handler_call_details.invocation_metadata)
-        except GatewayError as error:
-            return _refusing(handler, error)
-        return handler
+    def authorize(self, method_name: str, authorization: str | bytes | None) -> ServiceGrant:
+        """The calling service's grant for ``/pkg.Service/Method``.
 
-    def _authorize(
-        self, service: str, short_name: str, metadata: Iterable[tuple[str, str | bytes]] | None
-    ) -> None:
-        key = bearer_key(metadata)
+        Raises:
+            UnauthenticatedError: no bearer key, or not a configured service's key.
+            PermissionDeniedError: the service may not call the method.
+        """
+        grant = self._remembered.get(authorization) if isinstance(authorization, str) else None
+        if grant is None:
+            grant = self._authenticate(authorization)
+        if method_name.startswith(GATEWAY_PREFIX):
+            short_name = method_name[len(GATEWAY_PREFIX) :]
+            if short_name in grant.methods:
+                return grant
+        else:
+            short_name = split_method(method_name)[1]
+        raise PermissionDeniedError(f"service {grant.name!r} may not call {short_name}")
+
+    def _authenticate(self, authorization: str | bytes | None) -> ServiceGrant:
+        key = bearer_key(authorization)
         if key is None:
             raise UnauthenticatedError("missing 'authorization: Bearer <service key>' metadata")
         grant = self._authenticator.authenticate(key)
         if grant is None:
             raise UnauthenticatedError("unknown service key")
-        calling_service.set(grant.name)
-        if service != GATEWAY_SERVICE or short_name not in grant.methods:
-            raise PermissionDeniedError(f"service {grant.name!r} may not call {short_name}")
-
-
-def _refusing(handler: _Handler, error: GatewayError) -> _Handler:
-    """A handler of the same shape as ``handler`` that raises ``error`` when called."""
-
-    async def refuse(request: Any, context: Any) -> Any:
-        raise error
-
-    codec = {
-        "request_deserializer": handler.request_deserializer,
-        "response_serializer": handler.response_serializer,
-    }
-    if handler.request_streaming and handler.response_streaming:
-        return grpc.stream_stream_rpc_method_handler(refuse, **codec)
-    if handler.request_streaming:
-        return grpc.stream_unary_rpc_method_handler(refuse, **codec)
-    if handler.response_streaming:
-        return grpc.unary_stream_rpc_method_handler(refuse, **codec)
-    return grpc.unary_unary_rpc_method_handler(refuse, **codec)
+        if isinstance(authorization, str) and len(self._remembered) < self.MAX_REMEMBERED:
+            self._remembered[authorization] = grant
+        return grant

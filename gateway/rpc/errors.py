@@ -1,4 +1,4 @@
-"""Domain errors -> gRPC status, once, for every RPC; and one log line per failed RPC."""
+"""Domain errors -> gRPC status, once, for every guarded RPC; and one log line per failure."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ from typing import Any, NoReturn
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
-from grpc_interceptor import AsyncExceptionToStatusInterceptor
 from grpc_status import rpc_status
 
+from gateway import logs
 from gateway.domain import ErrorCode, GatewayError, InvalidArgumentError, RateLimitedError
-from gateway.rpc.auth import calling_service
 
 logger = logging.getLogger(__name__)
 
@@ -54,40 +53,30 @@ def _upper_snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).upper()
 
 
-class ErrorMappingInterceptor(AsyncExceptionToStatusInterceptor):
-    """Outermost interceptor: turns every exception into a precise status.
+async def abort_with(
+    context: grpc.aio.ServicerContext[Any, Any], error: GatewayError, method_name: str
+) -> NoReturn:
+    """End the RPC with ``error``'s status and details (raises ``grpc.aio.AbortError``)."""
+    status = rpc_status.to_status(status_for(error))
+    # The access line (gateway.rpc.observe) already records each failed RPC with its code
+    # and reason at INFO; this one is for debugging only, except for INTERNAL.
+    level = logging.ERROR if error.code is ErrorCode.INTERNAL else logging.DEBUG
+    logger.log(
+        level,
+        "rpc failed method=%s code=%s service=%s reason=%s",
+        method_name,
+        error.code.name,
+        logs.current_service(),
+        error.message,
+    )
+    await context.abort(status.code, status.details, status.trailing_metadata)
+    raise AssertionError("unreachable: context.abort raises")
 
-    Domain errors map through :class:`gateway.domain.ErrorCode`; anything else is logged
-    with its traceback and reported as INTERNAL without detail.
-    """
 
-    async def handle_exception(
-        self,
-        ex: Exception,
-        request_or_iterator: Any,
-        context: grpc.aio.ServicerContext[Any, Any],
-        method_name: str,
-    ) -> NoReturn:
-        if isinstance(ex, grpc.aio.AbortError):
-            raise ex  # a handler (health, reflection) already set its status
-        if isinstance(ex, GatewayError):
-            status = rpc_status.to_status(status_for(ex))
-            # The access line (gateway.rpc.observe) already records each failed RPC with its
-            # code and reason at INFO; this one is for debugging only, except for INTERNAL.
-            level = logging.ERROR if ex.code is ErrorCode.INTERNAL else logging.DEBUG
-            logger.log(
-                level,
-                "rpc failed method=%s code=%s service=%s reason=%s",
-                method_name,
-                ex.code.name,
-                calling_service.get() or "-",
-                ex.message,
-            )
-            await context.abort(status.code, status.details, status.trailing_metadata)
-        logger.exception(
-            "rpc failed method=%s code=INTERNAL service=%s",
-            method_name,
-            calling_service.get() or "-",
-        )
-        await context.abort(grpc.StatusCode.INTERNAL, "internal error")
-        raise AssertionError("unreachable: context.abort raises")
+async def abort_internal(context: grpc.aio.ServicerContext[Any, Any], method_name: str) -> NoReturn:
+    """End the RPC as INTERNAL without detail; log the exception being handled."""
+    logger.exception(
+        "rpc failed method=%s code=INTERNAL service=%s", method_name, logs.current_service()
+    )
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+    raise AssertionError("unreachable: context.abort raises")

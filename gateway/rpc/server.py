@@ -9,13 +9,19 @@ from tradetrust.chat.v1 import chat_gateway_pb2 as pb
 from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
 
 from gateway.config import ServiceGrant, Settings
-from gateway.rpc.auth import ServiceAuthInterceptor
-from gateway.rpc.errors import ErrorMappingInterceptor
-from gateway.rpc.observe import ObservingInterceptor
+from gateway.rpc.auth import ServiceAuthorizer
+from gateway.rpc.interceptor import GatewayInterceptor
+from gateway.rpc.observe import RpcObserver
 from gateway.rpc.servicer import ChatGatewayServicer
 from gateway.service import ChatService
 
 GATEWAY_SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ChatGateway"].full_name
+# GatewayInterceptor guards unary-unary methods only; a streaming one would need its own guard.
+assert not [
+    m.name
+    for m in pb.DESCRIPTOR.services_by_name["ChatGateway"].methods
+    if m.client_streaming or m.server_streaming
+], "ChatGateway has a streaming method: extend GatewayInterceptor._guard first"
 MAX_MESSAGE_BYTES = 64 * 1024
 
 
@@ -56,22 +62,19 @@ def build_grpc_edge(
     grants: tuple[ServiceGrant, ...],
     addr: str,
     *,
-    observer: ObservingInterceptor | None = None,
+    observer: RpcObserver,
     credentials: grpc.ServerCredentials | None = None,
     max_message_bytes: int = MAX_MESSAGE_BYTES,
     reuse_port: bool = False,
 ) -> GrpcEdge:
     """Create the server with every service registered and bind ``addr`` (port 0: any).
 
-    ``observer`` (admission, metrics, access log) sits between error mapping and auth;
-    with ``credentials`` the port speaks TLS.
+    Every ChatGateway call passes :class:`GatewayInterceptor` (auth with ``grants``, then
+    ``observer``'s admission, metrics and access log, and error mapping); with
+    ``credentials`` the port speaks TLS.
     """
-    interceptors: list[grpc.aio.ServerInterceptor] = [ErrorMappingInterceptor()]
-    if observer is not None:
-        interceptors.append(observer)
-    interceptors.append(ServiceAuthInterceptor(grants))
     server = grpc.aio.server(
-        interceptors=interceptors,
+        interceptors=[GatewayInterceptor(ServiceAuthorizer(grants), observer)],
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),

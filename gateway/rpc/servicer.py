@@ -10,18 +10,29 @@ from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
 from gateway.rpc import convert
 from gateway.service import ChatService
 
+_MAX_TOKEN_RESPONSES = 1024
+
 
 class ChatGatewayServicer(pb_grpc.ChatGatewayServicer):
     """Implements ``tradetrust.chat.v1.ChatGateway`` on :class:`ChatService`."""
 
     def __init__(self, service: ChatService) -> None:
         self._service = service
+        # The signer hands out the same IssuedToken for the same user and lifetime within a
+        # second; its response message is built once too (gRPC only serializes it).
+        self._token_responses: dict[str, pb.IssueTokenResponse] = {}
 
     async def IssueToken(  # noqa: N802 - gRPC method name
         self, request: pb.IssueTokenRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.IssueTokenResponse:
         token = await self._service.issue_token(request.user_id, convert.ttl_from_proto(request))
-        return convert.token_to_proto(token)
+        responses = self._token_responses
+        response = responses.get(token.token)
+        if response is None:
+            if len(responses) >= _MAX_TOKEN_RESPONSES:
+                responses.clear()
+            response = responses[token.token] = convert.token_to_proto(token)
+        return response
 
     async def EnsureOrderChannel(  # noqa: N802
         self,

@@ -1,15 +1,19 @@
-"""Domain errors -> gRPC status, through the real interceptors on an aio test server."""
+"""Domain errors -> gRPC status, through the real interceptor on a loopback aio server."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 import pytest
 from google.rpc import error_details_pb2
-from grpc_interceptor.testing import DummyRequest, dummy_client
 from grpc_status import rpc_status
+from tradetrust.chat.v1 import chat_gateway_pb2 as pb
+from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
 
+from gateway.admission import Admission
+from gateway.config import DEV_WEB_BACKEND_KEY, dev_services
 from gateway.domain import (
     GatewayError,
     InvalidArgumentError,
@@ -19,16 +23,38 @@ from gateway.domain import (
     RateLimitedError,
     UnavailableError,
 )
-from gateway.rpc.errors import ErrorMappingInterceptor
+from gateway.metrics import GatewayMetrics
+from gateway.rpc.auth import ServiceAuthorizer
+from gateway.rpc.interceptor import GatewayInterceptor
+from gateway.rpc.observe import RpcObserver
 
-INTERCEPTORS: Any = [ErrorMappingInterceptor()]
+WEB_BACKEND = (("authorization", f"Bearer {DEV_WEB_BACKEND_KEY}"),)
 
 
-def raising(error: Exception) -> Any:
-    def special_case(_: str, __: Any) -> str:
-        raise error
+class Raising(pb_grpc.ChatGatewayServicer):
+    """IssueToken raises whatever the test put in ``error``."""
 
-    return special_case
+    error: BaseException = RuntimeError("unset")
+
+    async def IssueToken(self, request: Any, context: Any) -> Any:  # noqa: N802
+        raise self.error
+
+
+@pytest.fixture
+async def raising() -> AsyncIterator[tuple[Raising, Any]]:
+    servicer = Raising()
+    observer = RpcObserver(
+        admission=Admission(max_concurrent_rpcs=10), metrics=GatewayMetrics(), access_log=False
+    )
+    server = grpc.aio.server(
+        interceptors=[GatewayInterceptor(ServiceAuthorizer(dev_services()), observer)]
+    )
+    pb_grpc.add_ChatGatewayServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        yield servicer, pb_grpc.ChatGatewayStub(channel)
+    await server.stop(None)
 
 
 @pytest.mark.parametrize(
@@ -43,14 +69,17 @@ def raising(error: Exception) -> Any:
         (GatewayError("boom"), grpc.StatusCode.INTERNAL),
     ],
 )
-def test_domain_error_maps_to_status(error: GatewayError, code: grpc.StatusCode) -> None:
-    with dummy_client({"x": raising(error)}, INTERCEPTORS, aio_server=True) as c:
-        with pytest.raises(grpc.RpcError) as info:
-            c.Execute(DummyRequest(input="x"))
-    rpc_error: Any = info.value
+async def test_domain_error_maps_to_status(
+    raising: tuple[Raising, Any], error: GatewayError, code: grpc.StatusCode
+) -> None:
+    servicer, stub = raising
+    servicer.error = error
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.IssueToken(pb.IssueTokenRequest(user_id="u"), metadata=WEB_BACKEND)
+    rpc_error = info.value
     assert rpc_error.code() == code
     assert rpc_error.details() == error.message
-    status = rpc_status.from_call(rpc_error)
+    status = rpc_status.from_call(rpc_error)  # type: ignore[arg-type]
     assert status is not None
     kinds = {d.type_url.rsplit(".", 1)[-1] for d in status.details}
     assert "ErrorInfo" in kinds
@@ -60,11 +89,11 @@ def test_domain_error_maps_to_status(error: GatewayError, code: grpc.StatusCode)
         assert bad.field_violations[0].field == "buyer.user_id"
 
 
-def test_unknown_exception_is_internal_and_not_leaked() -> None:
+async def test_unknown_exception_is_internal_and_not_leaked(raising: tuple[Raising, Any]) -> None:
+    servicer, stub = raising
     secret = "stack-detail-that-must-not-leak"
-    with dummy_client({"x": raising(RuntimeError(secret))}, INTERCEPTORS, aio_server=True) as c:
-        with pytest.raises(grpc.RpcError) as info:
-            c.Execute(DummyRequest(input="x"))
-    rpc_error: Any = info.value
-    assert rpc_error.code() == grpc.StatusCode.INTERNAL
-    assert secret not in rpc_error.details()
+    servicer.error = RuntimeError(secret)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.IssueToken(pb.IssueTokenRequest(user_id="u"), metadata=WEB_BACKEND)
+    assert info.value.code() == grpc.StatusCode.INTERNAL
+    assert secret not in (info.value.details() or "")

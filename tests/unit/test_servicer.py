@@ -13,6 +13,7 @@ from typing import Any
 
 import grpc
 import grpc_testing
+import jwt
 import pytest
 from google.protobuf import duration_pb2
 from tradetrust.chat.v1 import chat_gateway_pb2 as pb
@@ -87,6 +88,26 @@ def test_issue_token_maps_fields(server: grpc_testing.Server) -> None:
     assert response.user_id == "buyer-42" and response.api_key == "browser-key"
     assert response.token.count(".") == 2
     assert response.expire_time.ToDatetime().timestamp() > 0
+
+
+def test_issue_token_in_one_second_each_user_gets_their_own(
+    server: grpc_testing.Server, registry: FakeRegistry
+) -> None:
+    # The clock stands still: every call below falls in the same second.
+    seen: dict[tuple[str, int], str] = {}
+    for user, ttl in [("a", 600), ("b", 600), ("a", 600), ("a", 900), ("b", 600)]:
+        request = pb.IssueTokenRequest(user_id=user, ttl=duration_pb2.Duration(seconds=ttl))
+        response, code = call(server, "IssueToken", request)
+        assert code == grpc.StatusCode.OK
+        assert response.user_id == user
+        expected_exp = int(registry.clock().timestamp()) + ttl
+        assert response.expire_time.seconds == expected_exp
+        payload = jwt.decode(
+            response.token, SECRET, algorithms=["HS256"], options={"verify_exp": False}
+        )
+        assert (payload["user_id"], payload["exp"]) == (user, expected_exp)
+        assert seen.setdefault((user, ttl), response.token) == response.token
+    assert len(set(seen.values())) == 3
 
 
 def test_ensure_and_authorize_map_fields(
