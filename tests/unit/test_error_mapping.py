@@ -32,11 +32,17 @@ WEB_BACKEND = (("authorization", f"Bearer {DEV_WEB_BACKEND_KEY}"),)
 
 
 class Raising(pb_grpc.ChatGatewayServicer):
-    """IssueToken raises whatever the test put in ``error``."""
+    """Every method raises whatever the test put in ``error``."""
 
     error: BaseException = RuntimeError("unset")
 
     async def IssueToken(self, request: Any, context: Any) -> Any:  # noqa: N802
+        raise self.error
+
+    async def EnsureOrderChannel(self, request: Any, context: Any) -> Any:  # noqa: N802
+        raise self.error
+
+    async def AuthorizeParticipant(self, request: Any, context: Any) -> Any:  # noqa: N802
         raise self.error
 
 
@@ -79,7 +85,7 @@ async def test_domain_error_maps_to_status(
     rpc_error = info.value
     assert rpc_error.code() == code
     assert rpc_error.details() == error.message
-    status = rpc_status.from_call(rpc_error)  # type: ignore[arg-type]
+    status = rpc_status.from_call(rpc_error)
     assert status is not None
     kinds = {d.type_url.rsplit(".", 1)[-1] for d in status.details}
     assert "ErrorInfo" in kinds
