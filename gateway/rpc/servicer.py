@@ -3,6 +3,9 @@ domain errors; :mod:`gateway.rpc.errors` maps them to status codes."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
 import grpc
 from tradetrust.chat.v1 import chat_gateway_pb2 as pb
 from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
@@ -10,7 +13,31 @@ from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
 from gateway.rpc import convert
 from gateway.service import ChatService
 
-_MAX_TOKEN_RESPONSES = 1024
+_Response = TypeVar("_Response")
+
+
+class ResponseMemo(Generic[_Response]):
+    """Response messages built from immutable domain objects, reused while the service
+    hands back the very same object (the signer's same-second token, the registry cache's
+    channel). A new object, e.g. the channel once it is synced, gets a new message. gRPC
+    only serializes what a handler returns, so sharing a message is safe.
+    """
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self._max_entries = max_entries
+        # key -> (the domain object the message was built from, the message)
+        self._entries: dict[Hashable, tuple[object, _Response]] = {}
+
+    def get(self, key: Hashable, source: object, build: Callable[[], _Response]) -> _Response:
+        """The message for ``source`` under ``key``, built by ``build`` if not known."""
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] is source:
+            return entry[1]
+        if len(self._entries) >= self._max_entries:
+            self._entries.clear()
+        message = build()
+        self._entries[key] = (source, message)
+        return message
 
 
 class ChatGatewayServicer(pb_grpc.ChatGatewayServicer):
@@ -18,21 +45,15 @@ class ChatGatewayServicer(pb_grpc.ChatGatewayServicer):
 
     def __init__(self, service: ChatService) -> None:
         self._service = service
-        # The signer hands out the same IssuedToken for the same user and lifetime within a
-        # second; its response message is built once too (gRPC only serializes it).
-        self._token_responses: dict[str, pb.IssueTokenResponse] = {}
+        self._tokens: ResponseMemo[pb.IssueTokenResponse] = ResponseMemo()
+        self._ensured: ResponseMemo[pb.EnsureOrderChannelResponse] = ResponseMemo()
+        self._authorized: ResponseMemo[pb.AuthorizeParticipantResponse] = ResponseMemo()
 
     async def IssueToken(  # noqa: N802 - gRPC method name
         self, request: pb.IssueTokenRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.IssueTokenResponse:
         token = await self._service.issue_token(request.user_id, convert.ttl_from_proto(request))
-        responses = self._token_responses
-        response = responses.get(token.token)
-        if response is None:
-            if len(responses) >= _MAX_TOKEN_RESPONSES:
-                responses.clear()
-            response = responses[token.token] = convert.token_to_proto(token)
-        return response
+        return self._tokens.get(token.token, token, lambda: convert.token_to_proto(token))
 
     async def EnsureOrderChannel(  # noqa: N802
         self,
@@ -45,7 +66,11 @@ class ChatGatewayServicer(pb_grpc.ChatGatewayServicer):
             convert.participant_from_proto(request.seller),
             time_remaining_s=context.time_remaining(),
         )
-        return convert.ensure_to_proto(channel, created)
+        return self._ensured.get(
+            (channel.order_id, created),
+            channel,
+            lambda: convert.ensure_to_proto(channel, created),
+        )
 
     async def AuthorizeParticipant(  # noqa: N802
         self,
@@ -53,4 +78,10 @@ class ChatGatewayServicer(pb_grpc.ChatGatewayServicer):
         context: grpc.aio.ServicerContext[object, object],
     ) -> pb.AuthorizeParticipantResponse:
         answer = await self._service.authorize_participant(request.order_id, request.user_id)
-        return convert.authorization_to_proto(answer)
+        if not answer.allowed or answer.channel is None:
+            return convert.authorization_to_proto(answer)
+        return self._authorized.get(
+            (answer.channel.order_id, answer.role),
+            answer.channel,
+            lambda: convert.authorization_to_proto(answer),
+        )
