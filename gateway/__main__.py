@@ -81,7 +81,12 @@ def main(argv: list[str] | None = None) -> int:
         return run_workers(settings, args.workers, dev=args.dev)
     from gateway.main import serve
 
-    asyncio.run(serve(settings))
+    if settings.event_loop == "uvloop":
+        import uvloop
+
+        uvloop.run(serve(settings))
+    else:
+        asyncio.run(serve(settings))
     return 0
 
 

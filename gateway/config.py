@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 Backend = Literal["stream", "local"]
 LogFormat = Literal["json", "text"]
+EventLoop = Literal["uvloop", "asyncio"]
 
 GATEWAY_METHODS = frozenset({"IssueToken", "EnsureOrderChannel", "AuthorizeParticipant"})
 """Short names of the ChatGateway RPCs a service can be granted."""
@@ -118,10 +119,13 @@ class Settings:
     """``CHAT_GATEWAY_LOG_FORMAT``: ``json`` (one object per line) or ``text``; the dev
     profile defaults to ``text``."""
     access_log: bool = True
+    """``CHAT_GATEWAY_ACCESS_LOG``: one INFO line per RPC and HTTP request (``true``/``false``)."""
+    event_loop: EventLoop = "uvloop"
+    """``CHAT_GATEWAY_EVENT_LOOP``: ``uvloop`` (faster; the default) or the standard
+    library's ``asyncio`` loop (for debugging)."""
     reuse_port: bool = False
     """``CHAT_GATEWAY_REUSE_PORT``: bind with SO_REUSEPORT so several processes share the
     ports; set by ``serve --workers N`` for its workers."""
-    """``CHAT_GATEWAY_ACCESS_LOG``: one INFO line per RPC and HTTP request (``true``/``false``)."""
     tls_cert_file: str | None = None
     """``CHAT_GATEWAY_TLS_CERT_FILE``: PEM certificate chain of the gRPC server (TLS on)."""
     tls_key_file: str | None = None
@@ -222,6 +226,7 @@ _ENV_STRINGS = {
     "CHAT_GATEWAY_SESSION_AUDIENCE": "session_audience",
     "CHAT_GATEWAY_LOG_LEVEL": "log_level",
     "CHAT_GATEWAY_LOG_FORMAT": "log_format",
+    "CHAT_GATEWAY_EVENT_LOOP": "event_loop",
     "CHAT_GATEWAY_TLS_CERT_FILE": "tls_cert_file",
     "CHAT_GATEWAY_TLS_KEY_FILE": "tls_key_file",
     "CHAT_GATEWAY_TLS_CLIENT_CA_FILE": "tls_client_ca_file",
@@ -410,6 +415,10 @@ def _validate_hardening(s: Settings) -> None:
     if s.log_format not in ("json", "text"):
         raise ConfigError(
             f"CHAT_GATEWAY_LOG_FORMAT: must be 'json' or 'text', not {s.log_format!r}"
+        )
+    if s.event_loop not in ("uvloop", "asyncio"):
+        raise ConfigError(
+            f"CHAT_GATEWAY_EVENT_LOOP: must be 'uvloop' or 'asyncio', not {s.event_loop!r}"
         )
     if not isinstance(s.access_log, bool):
         raise ConfigError("CHAT_GATEWAY_ACCESS_LOG: must be true or false")

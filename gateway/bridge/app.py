@@ -6,14 +6,13 @@ import logging
 import ssl
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 
 from gateway.admission import Admission
 from gateway.bridge import handlers
 from gateway.bridge.cors import CorsPolicy
-from gateway.bridge.errors import error_middleware
 from gateway.bridge.handlers import CONTEXT, BridgeContext, Readiness
-from gateway.bridge.observe import METRICS_PATH, metrics_handler, observing_middleware
+from gateway.bridge.middleware import edge_middleware
+from gateway.bridge.observe import METRICS_PATH, metrics_handler
 from gateway.bridge.openapi import openapi_document
 from gateway.bridge.ratelimit import TokenBucketLimiter
 from gateway.bridge.session import SessionVerifier
@@ -43,16 +42,16 @@ def build_bridge_app(
 ) -> web.Application:
     """The bridge application on the given service layer (collaborators overridable).
 
-    With ``metrics``, every request is measured (and logged, per ``settings.access_log``),
-    refused while ``admission`` drains, and ``/metrics`` serves the gateway's metrics.
+    Every request is measured into ``metrics`` (and logged, per ``settings.access_log``)
+    and refused while ``admission`` drains; with ``metrics`` given, ``/metrics`` serves them.
     """
-    middlewares: list[Middleware] = [error_middleware]
-    if metrics is not None:
-        admission = admission or Admission(max_concurrent_rpcs=settings.max_concurrent_rpcs)
-        middlewares.insert(
-            0, observing_middleware(admission, metrics, access_log=settings.access_log)
-        )
-    app = web.Application(middlewares=middlewares, client_max_size=handlers.MAX_BODY_BYTES)
+    middleware = edge_middleware(
+        admission=admission or Admission(max_concurrent_rpcs=settings.max_concurrent_rpcs),
+        metrics=metrics or GatewayMetrics(),
+        cors=CorsPolicy(settings.cors_origins),
+        access_log=settings.access_log,
+    )
+    app = web.Application(middlewares=[middleware], client_max_size=handlers.MAX_BODY_BYTES)
     app[CONTEXT] = BridgeContext(
         service=service,
         registry=registry,
@@ -68,8 +67,6 @@ def build_bridge_app(
         readiness=readiness or Readiness(),
     )
     cors = CorsPolicy(settings.cors_origins)
-    app.on_response_prepare.append(cors.on_response_prepare)
-    app.on_response_prepare.append(_security_headers)
 
     token = app.router.add_resource(TOKEN_PATH)
     token.add_route("GET", handlers.issue_token)
@@ -84,10 +81,6 @@ def build_bridge_app(
     if metrics is not None:
         app.router.add_get(METRICS_PATH, metrics_handler(metrics))
     return app
-
-
-async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
 
 
 def split_host_port(addr: str) -> tuple[str, int]:

@@ -30,19 +30,19 @@ class CorsPolicy:
         """Whether ``origin`` (the request's ``Origin`` header) is configured."""
         return origin is not None and origin in self._origins
 
-    async def on_response_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
-        """Signal handler: add ``Vary`` and, for allowed origins, the CORS headers."""
-        vary = response.headers.get("Vary")
+    def decorate(self, request: web.Request, response: web.StreamResponse) -> None:
+        """Add ``Vary`` and, for an allowed origin, the CORS headers to ``response``."""
+        headers = response.headers
+        vary = headers.get("Vary")
         if vary is None:
-            response.headers["Vary"] = "Origin"
+            headers["Vary"] = "Origin"
         elif "origin" not in vary.lower():
-            response.headers["Vary"] = f"{vary}, Origin"
+            headers["Vary"] = f"{vary}, Origin"
         origin = request.headers.get("Origin")
-        if self.allows(origin):
-            assert origin is not None
-            response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Access-Control-Allow-Credentials"] = "true"
-            response.headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
+        if origin is not None and origin in self._origins:
+            headers["Access-Control-Allow-Origin"] = origin
+            headers["Access-Control-Allow-Credentials"] = "true"
+            headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
 
     def preflight(self, methods: Iterable[str]) -> Handler:
         """An ``OPTIONS`` handler answering preflights for a resource serving ``methods``."""

@@ -1,4 +1,4 @@
-"""The bridge's one error middleware: every failure becomes ``{"error": {code, message}}``.
+"""The bridge's error mapping: every failure becomes ``{"error": {code, message}}``.
 
 Domain errors map through :class:`gateway.domain.ErrorCode` (its ``reason`` and
 ``http_status``); aiohttp's own HTTP errors (no route, wrong method, body too large, …)
@@ -12,7 +12,6 @@ import logging
 import math
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from gateway.domain import ErrorCode, GatewayError, RateLimitedError
 
@@ -76,12 +75,13 @@ def _from_http(exc: web.HTTPException) -> web.Response:
     return error_response(status, code, message, headers)
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn every exception into a precise JSON error; log unexpected ones once."""
-    try:
-        return await handler(request)
-    except GatewayError as exc:
+def response_for(request: web.Request, exc: Exception) -> web.Response:
+    """The JSON error response for what a handler raised; logs unexpected ones once.
+
+    Raises:
+        web.HTTPException: ``exc`` itself when it is not an error (a redirect, say).
+    """
+    if isinstance(exc, GatewayError):
         # The access line records the failure with its status and reason at INFO; this log
         # line is for debugging, except for internal errors.
         if exc.code is not ErrorCode.INTERNAL:
@@ -96,12 +96,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             exc.message,
         )
         return _from_domain(exc)
-    except web.HTTPException as exc:
+    if isinstance(exc, web.HTTPException):
         if exc.status < 400:
-            raise  # redirects and the like are not failures
+            raise exc
         return _from_http(exc)
-    except Exception:
-        logger.exception(
-            "http failed method=%s path=%s code=internal", request.method, request.path
-        )
-        return error_response(500, "internal", "internal error")
+    logger.error(
+        "http failed method=%s path=%s code=internal",
+        request.method,
+        request.path,
+        exc_info=exc,
+    )
+    return error_response(500, "internal", "internal error")

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from gateway.bridge.ratelimit import TokenBucketLimiter
 from gateway.bridge.session import SessionVerifier
@@ -26,6 +27,7 @@ from gateway.domain import (
     Role,
     UnavailableError,
 )
+from gateway.memo import ResponseMemo
 from gateway.registry import OrderRegistry
 from gateway.service import ChatService
 
@@ -37,6 +39,17 @@ MAX_BODY_BYTES = 16 * 1024
 READINESS_TIMEOUT_S = 1.0
 
 _DIGITS = re.compile(r"[0-9]{1,10}")
+_TOKEN_HEADERS = CIMultiDict(
+    {
+        "Content-Type": "application/json; charset=utf-8",
+        "Cache-Control": "no-store",
+        "Pragma": "no-cache",
+    }
+)
+_HEALTHZ_BODY = b'{"status": "ok"}'
+_HEALTHZ_HEADERS = CIMultiDict(
+    {"Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store"}
+)
 _FIELD_NAMES = {"order_id": "orderId", "user_id": "userId"}
 """Service field paths -> the bridge's JSON names, so messages name what the caller sent."""
 
@@ -58,6 +71,8 @@ class BridgeContext:
     limiter: TokenBucketLimiter
     document: dict[str, Any]
     readiness: Readiness = field(default_factory=Readiness)
+    token_bodies: ResponseMemo[bytes] = field(default_factory=ResponseMemo)
+    """Token response bodies, one per issued token (the signer reuses a token within its second)."""
 
 
 CONTEXT = web.AppKey("bridge_context", BridgeContext)
@@ -93,7 +108,8 @@ def _renamed(error: InvalidArgumentError) -> InvalidArgumentError:
 
 
 def _authenticate(ctx: BridgeContext, request: web.Request) -> str:
-    return ctx.verifier.user_id(ctx.verifier.token_from(request.headers, request.cookies))
+    token = ctx.verifier.token_from(request.headers.get("Authorization"), lambda: request.cookies)
+    return ctx.verifier.user_id(token)
 
 
 async def _json_object(request: web.Request, *, required: bool) -> dict[str, Any] | None:
@@ -176,11 +192,8 @@ async def issue_token(request: web.Request) -> web.Response:
         issued = await ctx.service.issue_token(user_id, ttl)
     except InvalidArgumentError as exc:
         raise _renamed(exc) from exc
-    return web.Response(
-        text=token_json(issued),
-        content_type="application/json",
-        headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
-    )
+    body = ctx.token_bodies.get(issued.token, issued, lambda: token_json(issued).encode())
+    return web.Response(body=body, headers=_TOKEN_HEADERS)
 
 
 def channel_json(channel: OrderChannel, role: Role) -> dict[str, Any]:
@@ -219,7 +232,7 @@ async def open_channel(request: web.Request) -> web.Response:
 
 async def healthz(request: web.Request) -> web.Response:
     """Liveness: the process and its event loop answer."""
-    return web.json_response({"status": "ok"}, headers={"Cache-Control": "no-store"})
+    return web.Response(body=_HEALTHZ_BODY, headers=_HEALTHZ_HEADERS)
 
 
 async def readyz(request: web.Request) -> web.Response:

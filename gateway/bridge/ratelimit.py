@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 
 from gateway.domain import RateLimitedError
@@ -31,8 +30,9 @@ class TokenBucketLimiter:
         self._burst = float(burst)
         self._max_keys = max_keys
         self._clock = clock
-        # key -> (tokens left, time of last update)
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        # key -> (tokens left, time of last update), least recently used first (a dict
+        # keeps insertion order; every update re-inserts its key at the end)
+        self._buckets: dict[str, tuple[float, float]] = {}
 
     def acquire(self, key: str) -> None:
         """Take one request from ``key``'s bucket.
@@ -52,4 +52,4 @@ class TokenBucketLimiter:
     def _remember(self, key: str, tokens: float, now: float) -> None:
         self._buckets[key] = (tokens, now)
         while len(self._buckets) > self._max_keys:
-            self._buckets.popitem(last=False)
+            del self._buckets[next(iter(self._buckets))]

@@ -89,14 +89,19 @@ class SessionVerifier:
         """The only JWT ``alg`` accepted."""
         return self._algorithm
 
-    def token_from(self, headers: Mapping[str, str], cookies: Mapping[str, str]) -> str:
-        """The session token of a request: bearer header first, then the cookie."""
-        auth = headers.get("Authorization")
-        if auth is not None:
-            if not auth[: len(_BEARER)].lower() == _BEARER or not auth[len(_BEARER) :].strip():
+    def token_from(
+        self, authorization: str | None, cookies: Callable[[], Mapping[str, str]]
+    ) -> str:
+        """The session token of a request: the ``Authorization`` bearer value first, then
+        the cookie (``cookies`` is called, and the Cookie header parsed, only when needed)."""
+        if authorization is not None:
+            if not authorization[: len(_BEARER)].lower() == _BEARER:
                 raise UnauthenticatedError("Authorization: expected 'Bearer <session token>'")
-            return auth[len(_BEARER) :].strip()
-        token = cookies.get(self._cookie_name, "")
+            token = authorization[len(_BEARER) :].strip()
+            if not token:
+                raise UnauthenticatedError("Authorization: expected 'Bearer <session token>'")
+            return token
+        token = cookies().get(self._cookie_name, "")
         if not token:
             raise UnauthenticatedError("no session: send Authorization: Bearer or the cookie")
         return token

@@ -3,41 +3,13 @@ domain errors; :mod:`gateway.rpc.errors` maps them to status codes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
-
 import grpc
 from tradetrust.chat.v1 import chat_gateway_pb2 as pb
 from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
 
+from gateway.memo import ResponseMemo
 from gateway.rpc import convert
 from gateway.service import ChatService
-
-_Response = TypeVar("_Response")
-
-
-class ResponseMemo(Generic[_Response]):
-    """Response messages built from immutable domain objects, reused while the service
-    hands back the very same object (the signer's same-second token, the registry cache's
-    channel). A new object, e.g. the channel once it is synced, gets a new message. gRPC
-    only serializes what a handler returns, so sharing a message is safe.
-    """
-
-    def __init__(self, max_entries: int = 4096) -> None:
-        self._max_entries = max_entries
-        # key -> (the domain object the message was built from, the message)
-        self._entries: dict[Hashable, tuple[object, _Response]] = {}
-
-    def get(self, key: Hashable, source: object, build: Callable[[], _Response]) -> _Response:
-        """The message for ``source`` under ``key``, built by ``build`` if not known."""
-        entry = self._entries.get(key)
-        if entry is not None and entry[0] is source:
-            return entry[1]
-        if len(self._entries) >= self._max_entries:
-            self._entries.clear()
-        message = build()
-        self._entries[key] = (source, message)
-        return message
 
 
 class ChatGatewayServicer(pb_grpc.ChatGatewayServicer):

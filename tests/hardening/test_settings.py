@@ -21,6 +21,7 @@ def test_defaults() -> None:
     assert (s.log_format, s.access_log, s.shutdown_grace_s) == ("json", True, 15.0)
     assert (s.max_concurrent_rpcs, s.max_message_bytes, s.metrics_refresh_s) == (1000, 65536, 5.0)
     assert s.tls_cert_file is None and s.http_tls_cert_file is None
+    assert s.event_loop == "uvloop"
     assert load_settings({}, dev=True).log_format == "text"
 
 
@@ -40,9 +41,11 @@ def test_environment_values(tmp_path: Path) -> None:
             "CHAT_GATEWAY_TLS_CLIENT_CA_FILE": str(pki.ca),
             "CHAT_GATEWAY_HTTP_TLS_CERT_FILE": str(pki.server_cert),
             "CHAT_GATEWAY_HTTP_TLS_KEY_FILE": str(pki.server_key),
+            "CHAT_GATEWAY_EVENT_LOOP": "asyncio",
         }
     )
     assert (s.log_format, s.access_log, s.shutdown_grace_s) == ("text", False, 2.5)
+    assert s.event_loop == "asyncio"
     assert (s.max_concurrent_rpcs, s.max_message_bytes, s.metrics_refresh_s) == (64, 8192, 1.0)
     assert s.tls_client_ca_file == str(pki.ca)
     assert load_settings({**PROD, "CHAT_GATEWAY_LOG_FORMAT": "json"}, dev=True).log_format == "json"
@@ -53,6 +56,7 @@ def test_environment_values(tmp_path: Path) -> None:
     [
         ({"CHAT_GATEWAY_LOG_FORMAT": "xml"}, "CHAT_GATEWAY_LOG_FORMAT"),
         ({"CHAT_GATEWAY_ACCESS_LOG": "maybe"}, "CHAT_GATEWAY_ACCESS_LOG"),
+        ({"CHAT_GATEWAY_EVENT_LOOP": "trio"}, "CHAT_GATEWAY_EVENT_LOOP"),
         ({"CHAT_GATEWAY_SHUTDOWN_GRACE": "-1"}, "CHAT_GATEWAY_SHUTDOWN_GRACE"),
         ({"CHAT_GATEWAY_MAX_CONCURRENT_RPCS": "0"}, "CHAT_GATEWAY_MAX_CONCURRENT_RPCS"),
         ({"CHAT_GATEWAY_MAX_MESSAGE_BYTES": "10"}, "CHAT_GATEWAY_MAX_MESSAGE_BYTES"),
