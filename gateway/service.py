@@ -59,8 +59,11 @@ class ChatService:
         """The token lifetime bounds in force."""
         return self._token_policy
 
-    async def issue_token(self, user_id: str, ttl: timedelta | None = None) -> IssuedToken:
-        """Sign a Stream user token for ``user_id`` (default lifetime 24 h)."""
+    def issue_token(self, user_id: str, ttl: timedelta | None = None) -> IssuedToken:
+        """Sign a Stream user token for ``user_id`` (default lifetime 24 h).
+
+        Synchronous: signing is local CPU work, never I/O.
+        """
         validation.user_id(user_id)
         policy = self._token_policy
         lifetime = validation.token_ttl(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+from functools import partial
 
 from aiohttp import web
 
@@ -11,7 +12,7 @@ from gateway.admission import Admission
 from gateway.bridge import handlers
 from gateway.bridge.cors import CorsPolicy
 from gateway.bridge.handlers import CONTEXT, BridgeContext, Readiness
-from gateway.bridge.middleware import edge_middleware
+from gateway.bridge.middleware import BridgeEdgePolicy
 from gateway.bridge.observe import METRICS_PATH, metrics_handler
 from gateway.bridge.openapi import openapi_document
 from gateway.bridge.ratelimit import TokenBucketLimiter
@@ -45,14 +46,15 @@ def build_bridge_app(
     Every request is measured into ``metrics`` (and logged, per ``settings.access_log``)
     and refused while ``admission`` drains; with ``metrics`` given, ``/metrics`` serves them.
     """
-    middleware = edge_middleware(
+    cors = CorsPolicy(settings.cors_origins)
+    edge = BridgeEdgePolicy(
         admission=admission or Admission(max_concurrent_rpcs=settings.max_concurrent_rpcs),
         metrics=metrics or GatewayMetrics(),
-        cors=CorsPolicy(settings.cors_origins),
+        cors=cors,
         access_log=settings.access_log,
     )
-    app = web.Application(middlewares=[middleware], client_max_size=handlers.MAX_BODY_BYTES)
-    app[CONTEXT] = BridgeContext(
+    app = web.Application(client_max_size=handlers.MAX_BODY_BYTES)
+    app[CONTEXT] = ctx = BridgeContext(
         service=service,
         registry=registry,
         verifier=verifier or SessionVerifier.from_settings(settings),
@@ -66,20 +68,26 @@ def build_bridge_app(
         ),
         readiness=readiness or Readiness(),
     )
-    cors = CorsPolicy(settings.cors_origins)
-
-    token = app.router.add_resource(TOKEN_PATH)
-    token.add_route("GET", handlers.issue_token)
-    token.add_route("POST", handlers.issue_token)
-    token.add_route("OPTIONS", cors.preflight(["GET", "POST"]))
-    channel = app.router.add_resource(CHANNEL_PATH)
-    channel.add_route("POST", handlers.open_channel)
-    channel.add_route("OPTIONS", cors.preflight(["POST"]))
-    app.router.add_get(OPENAPI_PATH, handlers.openapi)
-    app.router.add_get("/healthz", handlers.healthz)
-    app.router.add_get("/readyz", handlers.readyz)
+    edge.route(
+        app,
+        TOKEN_PATH,
+        {
+            "GET": partial(handlers.issue_token, ctx),
+            "POST": partial(handlers.issue_token, ctx),
+            "OPTIONS": cors.preflight(["GET", "POST"]),
+        },
+    )
+    edge.route(
+        app,
+        CHANNEL_PATH,
+        {"POST": partial(handlers.open_channel, ctx), "OPTIONS": cors.preflight(["POST"])},
+    )
+    edge.route(app, OPENAPI_PATH, {"GET": partial(handlers.openapi, ctx)}, head=True)
+    edge.route(app, "/healthz", {"GET": handlers.healthz}, head=True)
+    edge.route(app, "/readyz", {"GET": partial(handlers.readyz, ctx)}, head=True)
     if metrics is not None:
-        app.router.add_get(METRICS_PATH, metrics_handler(metrics))
+        edge.route(app, METRICS_PATH, {"GET": metrics_handler(metrics)}, head=True)
+    edge.catch_all(app)
     return app
 
 

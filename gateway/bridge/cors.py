@@ -36,7 +36,7 @@ class CorsPolicy:
         vary = headers.get("Vary")
         if vary is None:
             headers["Vary"] = "Origin"
-        elif "origin" not in vary.lower():
+        elif vary != "Origin" and "origin" not in vary.lower():
             headers["Vary"] = f"{vary}, Origin"
         origin = request.headers.get("Origin")
         if origin is not None and origin in self._origins:

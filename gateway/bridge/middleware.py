@@ -1,11 +1,13 @@
-"""The bridge's one middleware, around every request: drain refusal, error mapping, CORS
+"""The bridge's one wrapper around every route handler: drain refusal, error mapping, CORS
 and security headers, metrics and one access line.
 
-One layer instead of a chain of middlewares and response signals: each of those costs a
-few microseconds on every request, and the token route is on every chat page load.
-Handlers return their response (they never prepare it themselves), so the headers can be
-added here to every response, error bodies included. Probes and ``/metrics`` are measured
-but never refused while the gateway drains.
+It wraps each handler when the routes are registered (:meth:`BridgeEdgePolicy.route`),
+instead of running as aiohttp middleware: with no middleware aiohttp calls the handler
+directly, skipping its per-request middleware chain, and the route's metric label is
+known up front. Unknown paths and methods have catch-all routes wrapped the same way, so
+every response, errors included, passes through here. Handlers return their response
+(they never prepare it themselves), so the headers can be added to it. Probes and
+``/metrics`` are measured but never refused while the gateway drains.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterable
 
 from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
+from aiohttp.typedefs import Handler
 
 from gateway import logs
 from gateway.admission import Admission
@@ -24,58 +27,86 @@ from gateway.bridge.errors import ERROR_REASON, error_response, response_for
 from gateway.bridge.observe import PROBE_PATHS
 from gateway.metrics import GatewayMetrics
 
-__all__ = ["edge_middleware"]
+__all__ = ["UNMATCHED", "BridgeEdgePolicy"]
 
-_UNMATCHED = "unmatched"
+UNMATCHED = "unmatched"
+"""The route label of requests for paths the bridge does not serve."""
 _CLIENT_CLOSED = 499
 
 
-def edge_middleware(
-    *, admission: Admission, metrics: GatewayMetrics, cors: CorsPolicy, access_log: bool
-) -> Middleware:
-    """The middleware for one gateway's admission, metrics and CORS policy."""
-    log_enabled = access_log and not logs.access_logger.disabled
+class BridgeEdgePolicy:
+    """Registers routes with the wrapper for one gateway's admission, metrics and CORS."""
 
-    @web.middleware
-    async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
-        started = time.perf_counter()
-        logs.begin_request(request.headers.get("X-Request-Id"))
-        resource = request.match_info.route.resource
-        route = resource.canonical if resource is not None else _UNMATCHED
+    def __init__(
+        self, *, admission: Admission, metrics: GatewayMetrics, cors: CorsPolicy, access_log: bool
+    ) -> None:
+        self._admission = admission
+        self._metrics = metrics
+        self._cors = cors
+        self._log_enabled = access_log and not logs.access_logger.disabled
+
+    def route(
+        self, app: web.Application, path: str, handlers: dict[str, Handler], *, head: bool = False
+    ) -> None:
+        """Serve ``path`` with ``handlers`` (HTTP method -> handler; ``head``: HEAD as GET);
+        any other method gets 405 with ``Allow``."""
+        resource = app.router.add_resource(path)
+        methods = dict(handlers)
+        if head and "GET" in methods:
+            methods["HEAD"] = methods["GET"]
+        for method, handler in methods.items():
+            resource.add_route(method, self.wrap(handler, path))
+        resource.add_route("*", self.wrap(_method_not_allowed(methods), path))
+
+    def catch_all(self, app: web.Application) -> None:
+        """Answer every path not registered before with the JSON 404 (register it last)."""
+        app.router.add_route("*", "/{path:.*}", self.wrap(_not_found, UNMATCHED))
+
+    def wrap(self, handler: Handler, route: str) -> Handler:
+        """``handler`` behind the edge, measured under ``route``."""
+        admission = self._admission
+        cors = self._cors
+        finish = self._finish
         counted = route not in PROBE_PATHS
-        response: web.StreamResponse
-        if counted and admission.draining:
-            response = error_response(503, "unavailable", "the gateway is shutting down; retry")
-            response.headers["Connection"] = "close"
-        else:
-            if counted:
-                admission.http += 1
-            try:
-                response = await handler(request)
-            except asyncio.CancelledError:
-                _finish(request, route, _CLIENT_CLOSED, started)
-                raise
-            except Exception as exc:  # every failure becomes a JSON error (or re-raises)
-                try:
-                    response = response_for(request, exc)
-                except web.HTTPException as passed_on:
-                    _finish(request, route, passed_on.status, started)
-                    raise
-            finally:
-                if counted:
-                    admission.http -= 1
-                    if admission.draining:
-                        admission.release()
-        if not response.prepared:
-            cors.decorate(request, response)
-            response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        _finish(request, route, response.status, started)
-        return response
 
-    def _finish(request: web.Request, route: str, status: int, started: float) -> None:
+        async def edge(request: web.Request) -> web.StreamResponse:
+            started = time.perf_counter()
+            logs.begin_request(request.headers.get("X-Request-Id"))
+            response: web.StreamResponse
+            if counted and admission.draining:
+                response = error_response(503, "unavailable", "the gateway is shutting down; retry")
+                response.headers["Connection"] = "close"
+            else:
+                if counted:
+                    admission.http += 1
+                try:
+                    response = await handler(request)
+                except asyncio.CancelledError:
+                    finish(request, route, _CLIENT_CLOSED, started)
+                    raise
+                except Exception as exc:  # every failure becomes a JSON error (or re-raises)
+                    try:
+                        response = response_for(request, exc)
+                    except web.HTTPException as passed_on:
+                        finish(request, route, passed_on.status, started)
+                        raise
+                finally:
+                    if counted:
+                        admission.http -= 1
+                        if admission.draining:
+                            admission.release()
+            if not response.prepared:
+                cors.decorate(request, response)
+                response.headers.setdefault("X-Content-Type-Options", "nosniff")
+            finish(request, route, response.status, started)
+            return response
+
+        return edge
+
+    def _finish(self, request: web.Request, route: str, status: int, started: float) -> None:
         seconds = time.perf_counter() - started
-        metrics.observe_http(request.method, route, status, seconds)
-        if log_enabled and logs.access_logger.isEnabledFor(logging.INFO):
+        self._metrics.observe_http(request.method, route, status, seconds)
+        if self._log_enabled and logs.access_logger.isEnabledFor(logging.INFO):
             logs.access_logger.info(
                 "http",
                 extra={
@@ -87,4 +118,15 @@ def edge_middleware(
                 },
             )
 
-    return edge
+
+def _method_not_allowed(methods: Iterable[str]) -> Handler:
+    allowed = sorted(set(methods))
+
+    async def refuse(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPMethodNotAllowed(request.method, allowed)
+
+    return refuse
+
+
+async def _not_found(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPNotFound()

@@ -24,7 +24,7 @@ class ChatGatewayServicer(pb_grpc.ChatGatewayServicer):
     async def IssueToken(  # noqa: N802 - gRPC method name
         self, request: pb.IssueTokenRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.IssueTokenResponse:
-        token = await self._service.issue_token(request.user_id, convert.ttl_from_proto(request))
+        token = self._service.issue_token(request.user_id, convert.ttl_from_proto(request))
         return self._tokens.get(token.token, token, lambda: convert.token_to_proto(token))
 
     async def EnsureOrderChannel(  # noqa: N802

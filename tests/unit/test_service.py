@@ -59,14 +59,14 @@ def service(registry: FakeRegistry, backend: FakeChatBackend, clock: FakeClock) 
 
 
 async def test_issue_token_default_ttl_is_24h(service: ChatService) -> None:
-    token = await service.issue_token("buyer-42")
+    token = service.issue_token("buyer-42")
     assert token.expire_time - token.issue_time == timedelta(hours=24)
     assert token.api_key == "key" and token.user_id == "buyer-42"
 
 
 async def test_issue_token_rejects_bad_ttl(service: ChatService) -> None:
     with pytest.raises(InvalidArgumentError, match="^ttl: "):
-        await service.issue_token("buyer-42", timedelta(seconds=30))
+        service.issue_token("buyer-42", timedelta(seconds=30))
 
 
 async def test_ensure_creates_once_then_returns_existing(
