@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-__all__ = ["CONTENT_TYPE", "GatewayMetrics", "StreamOutcome"]
+__all__ = ["CONTENT_TYPE", "GatewayMetrics", "LatencyCell", "StreamOutcome"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 """Content type of :meth:`GatewayMetrics.render` (Prometheus text format 0.0.4)."""
@@ -45,10 +45,30 @@ StreamOutcome = str
 (any other 4xx) or ``cancelled`` (the caller's deadline ran out first)."""
 
 
+class LatencyCell:
+    """One histogram label set's latency buckets and sum, and the request counts of every
+    counter label set under it. Hot-path callers may keep a cell and call :meth:`observe`."""
+
+    __slots__ = ("buckets", "counts", "total")
+
+    def __init__(self) -> None:
+        self.buckets = [0] * (len(_LATENCY_BUCKETS) + 1)
+        """Count in each bucket (non-cumulative), the last one +Inf."""
+        self.total = 0.0
+        self.counts: dict[tuple[str, ...], int] = {}
+
+    def observe(self, labels: tuple[str, ...], seconds: float) -> None:
+        """Count one request under counter ``labels`` and its latency."""
+        counts = self.counts
+        counts[labels] = counts.get(labels, 0) + 1
+        self.buckets[bisect_left(_LATENCY_BUCKETS, seconds)] += 1
+        self.total += seconds
+
+
 class RequestMetrics(Collector):
     """A counter and a latency histogram of requests, kept as plain numbers.
 
-    ``observe`` is a dict lookup, a bisect and three additions; ``collect`` builds the
+    ``observe`` is two dict lookups, a bisect and three additions; ``collect`` builds the
     cumulative Prometheus families at scrape time. Only the event-loop thread writes; a
     scrape from another thread could read a count one request behind, never a torn one.
     """
@@ -65,36 +85,37 @@ class RequestMetrics(Collector):
         self._name, self._doc = name, documentation
         self._histogram, self._histogram_doc = histogram, histogram_doc
         self._labels, self._histogram_labels = labels, histogram_labels
-        self._counts: dict[tuple[str, ...], int] = {}
-        # per histogram label set: [count in each bucket (non-cumulative) ..., +Inf], sum
-        self._latency: dict[tuple[str, ...], tuple[list[int], list[float]]] = {}
+        self._cells: dict[tuple[str, ...], LatencyCell] = {}
+
+    def cell(self, histogram_labels: tuple[str, ...]) -> LatencyCell:
+        """The cell of ``histogram_labels`` (created on first use)."""
+        cell = self._cells.get(histogram_labels)
+        if cell is None:
+            cell = self._cells[histogram_labels] = LatencyCell()
+        return cell
 
     def observe(
         self, labels: tuple[str, ...], histogram_labels: tuple[str, ...], seconds: float
     ) -> None:
         """Count one request under ``labels`` and its latency under ``histogram_labels``."""
-        counts = self._counts
-        counts[labels] = counts.get(labels, 0) + 1
-        latency = self._latency.get(histogram_labels)
-        if latency is None:
-            latency = self._latency[histogram_labels] = ([0] * (len(_LATENCY_BUCKETS) + 1), [0.0])
-        latency[0][bisect_left(_LATENCY_BUCKETS, seconds)] += 1
-        latency[1][0] += seconds
+        self.cell(histogram_labels).observe(labels, seconds)
 
     def collect(self) -> Iterator[Metric]:
+        cells = list(self._cells.items())
         counter = CounterMetricFamily(self._name, self._doc, labels=self._labels)
-        for labels, value in list(self._counts.items()):
-            counter.add_metric(list(labels), value)
+        for _, cell in cells:
+            for labels, value in list(cell.counts.items()):
+                counter.add_metric(list(labels), value)
         yield counter
         histogram = HistogramMetricFamily(
             self._histogram, self._histogram_doc, labels=self._histogram_labels
         )
-        for labels, (buckets, total) in list(self._latency.items()):
+        for labels, cell in cells:
             cumulative, running = [], 0
-            for bound, count in zip((*_LATENCY_BUCKETS, float("inf")), buckets, strict=True):
+            for bound, count in zip((*_LATENCY_BUCKETS, float("inf")), cell.buckets, strict=True):
                 running += count
                 cumulative.append(("+Inf" if bound == float("inf") else repr(bound), running))
-            histogram.add_metric(list(labels), cumulative, total[0])
+            histogram.add_metric(list(labels), cumulative, cell.total)
         yield histogram
 
 
@@ -152,6 +173,10 @@ class GatewayMetrics:
     def observe_rpc(self, method: str, code: str, seconds: float) -> None:
         """Count one finished RPC and its latency."""
         self.rpcs.observe((method, code), (method,), seconds)
+
+    def rpc_cell(self, method: str) -> LatencyCell:
+        """The cell of ``method``: ``observe((method, code), seconds)`` counts one RPC."""
+        return self.rpcs.cell((method,))
 
     def observe_http(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one finished HTTP request and its latency."""

@@ -15,6 +15,7 @@ from gateway.domain import (
     OrderChannel,
     OrderNotFoundError,
     Participant,
+    ParticipantConflictError,
     Role,
     SyncState,
 )
@@ -89,6 +90,11 @@ class ChatService:
         validation.participant(seller, "seller")
         if buyer.user_id == seller.user_id:
             raise InvalidArgumentError("seller.user_id", "must differ from buyer.user_id")
+        known = self._registry.synced(order_id)
+        if known is not None:  # the common repeat: answered from memory, nothing to write
+            if not known.same_participants(buyer, seller):
+                raise ParticipantConflictError(order_id)
+            return known, False
         budget = self._inline_budget(time_remaining_s)
         proposed = OrderChannel(
             order_id=order_id,

@@ -82,11 +82,22 @@ def image_url(value: str, field: str) -> str:
     return value
 
 
+_PARTICIPANT_FIELDS = {
+    role: (f"{role}.user_id", f"{role}.display_name", f"{role}.image_url")
+    for role in ("buyer", "seller")
+}
+
+
 def participant(value: Participant, field: str) -> Participant:
     """Validate a participant; ``field`` is ``buyer`` or ``seller``."""
-    user_id(value.user_id, f"{field}.user_id")
-    display_name(value.display_name, f"{field}.display_name")
-    image_url(value.image_url, f"{field}.image_url")
+    names = _PARTICIPANT_FIELDS.get(field) or (
+        f"{field}.user_id",
+        f"{field}.display_name",
+        f"{field}.image_url",
+    )
+    user_id(value.user_id, names[0])
+    display_name(value.display_name, names[1])
+    image_url(value.image_url, names[2])
     return value
 
 

@@ -48,6 +48,10 @@ class FakeRegistry:
         self.claimed_until[channel.order_id] = self.clock() + claim_for
         return channel, True
 
+    def synced(self, order_id: str) -> OrderChannel | None:
+        """Nothing is kept in memory here (see :class:`gateway.registry.cache.SyncedOrderCache`)."""
+        return None
+
     async def get(self, order_id: str) -> OrderChannel | None:
         return self.rows.get(order_id)
 

@@ -49,6 +49,11 @@ class OrderRegistry(Protocol):
         """The order's channel, or ``None``."""
         ...
 
+    def synced(self, order_id: str) -> OrderChannel | None:
+        """The order's channel if it is in memory and SYNCED (final: participants never
+        change), without I/O; ``None`` means "ask :meth:`get` or :meth:`ensure`"."""
+        ...
+
     async def mark_synced(self, order_id: str) -> OrderChannel:
         """Record that Stream has the channel with both members; release any claim."""
         ...

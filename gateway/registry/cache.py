@@ -53,6 +53,9 @@ class SyncedOrderCache:
         self._remember(stored)
         return stored, created
 
+    def synced(self, order_id: str) -> OrderChannel | None:
+        return self._cached(order_id)
+
     async def get(self, order_id: str) -> OrderChannel | None:
         known = self._cached(order_id)
         if known is not None:

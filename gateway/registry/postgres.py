@@ -233,6 +233,10 @@ class PostgresRegistry:
             raise ParticipantConflictError(channel.order_id)
         return stored, created
 
+    def synced(self, order_id: str) -> OrderChannel | None:
+        """Nothing is kept in memory here (see :class:`gateway.registry.cache.SyncedOrderCache`)."""
+        return None
+
     async def get(self, order_id: str) -> OrderChannel | None:
         async with self._connection() as conn:
             cur = await conn.execute(

@@ -197,6 +197,10 @@ class SqliteRegistry:
 
         return await self._run(work)
 
+    def synced(self, order_id: str) -> OrderChannel | None:
+        """Nothing is kept in memory here (see :class:`gateway.registry.cache.SyncedOrderCache`)."""
+        return None
+
     async def get(self, order_id: str) -> OrderChannel | None:
         def work() -> OrderChannel | None:
             row = self._db.execute(

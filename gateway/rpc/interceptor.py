@@ -81,6 +81,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         if behavior is None or handler.request_streaming or handler.response_streaming:
             raise TypeError(f"{method_name}: only unary-unary methods can be guarded")
         observer = self._observer
+        record = observer.recorder(method_name)
 
         async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             started = time.perf_counter()
@@ -110,7 +111,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
             finally:
                 if admitted:
                     observer.release()
-                observer.finish(method_name, code, started, reason)
+                record(code, started, reason)
 
         return grpc.unary_unary_rpc_method_handler(
             guarded,

@@ -2,14 +2,15 @@
 
 :class:`gateway.rpc.interceptor.GatewayInterceptor` calls it around every guarded RPC:
 :meth:`RpcObserver.admit` before the handler (its refusals are domain errors, mapped like
-any other), :meth:`RpcObserver.finish` with the outcome. Health and reflection never pass
-through it: no cap, no drain refusal, no metrics, no access lines.
+any other), a per-method :meth:`RpcObserver.recorder` with the outcome. Health and
+reflection never pass through it: no cap, no drain refusal, no metrics, no access lines.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from gateway import logs
 from gateway.admission import Admission
@@ -48,18 +49,27 @@ class RpcObserver:
         if admission.draining:
             admission.release()
 
-    def finish(self, method_name: str, code: str, started: float, reason: str = "") -> None:
-        """Record an RPC's outcome (``started``: its ``time.perf_counter()``)."""
-        seconds = time.perf_counter() - started
-        self._metrics.observe_rpc(method_name, code, seconds)
-        if self._access_log and logs.access_logger.isEnabledFor(logging.INFO):
-            logs.access_logger.info(
-                "rpc",
-                extra={
-                    "method": method_name,
-                    "code": code,
-                    "duration_ms": round(seconds * 1000, 3),
-                    "service": logs.current_service(),
-                    **({"reason": reason} if reason else {}),
-                },
-            )
+    def recorder(self, method_name: str) -> Callable[[str, float, str], None]:
+        """``record(code, started, reason)`` for RPCs of ``method_name``: counts the
+        outcome, measures it from ``started`` (``time.perf_counter()``), logs the access
+        line. Made once per method, so the hot path allocates nothing for a success."""
+        cell = self._metrics.rpc_cell(method_name)
+        ok = (method_name, "OK")
+        access_log = self._access_log
+
+        def record(code: str, started: float, reason: str) -> None:
+            seconds = time.perf_counter() - started
+            cell.observe(ok if code == "OK" else (method_name, code), seconds)
+            if access_log and logs.access_logger.isEnabledFor(logging.INFO):
+                logs.access_logger.info(
+                    "rpc",
+                    extra={
+                        "method": method_name,
+                        "code": code,
+                        "duration_ms": round(seconds * 1000, 3),
+                        "service": logs.current_service(),
+                        **({"reason": reason} if reason else {}),
+                    },
+                )
+
+        return record

@@ -158,6 +158,9 @@ class BrokenRegistry:
     async def get(self, order_id: str) -> OrderChannel | None:
         raise self.error
 
+    def synced(self, order_id: str) -> OrderChannel | None:
+        return None
+
     async def mark_synced(self, order_id: str) -> OrderChannel:
         return await self._inner.mark_synced(order_id)
 

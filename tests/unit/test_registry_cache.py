@@ -73,3 +73,14 @@ async def test_lru_bound() -> None:
     assert len(cache) == 2
     await cache.get("a")  # evicted: read through
     assert inner.reads == 1
+
+
+async def test_synced_peek_knows_only_synced_orders_in_memory() -> None:
+    inner = CountingRegistry()
+    cache = SyncedOrderCache(inner)
+    assert cache.synced("o1") is None
+    await cache.ensure(order("o1"), claim_for=timedelta(0))
+    assert cache.synced("o1") is None  # pending: the store has the truth
+    synced = await cache.mark_synced("o1")
+    assert cache.synced("o1") is synced
+    assert inner.synced("o1") is None and inner.reads == 0
