@@ -120,7 +120,7 @@ class ChatService:
         """Whether ``user_id`` is the buyer or the seller of ``order_id``; registry only."""
         validation.order_id(order_id)
         validation.user_id(user_id)
-        channel = await self._registry.get(order_id)
+        channel = self._registry.synced(order_id) or await self._registry.get(order_id)
         if channel is None:
             raise OrderNotFoundError(order_id)
         role = channel.role_of(user_id)
