@@ -13,6 +13,8 @@ import json
 import os
 import platform
 import re
+import resource
+import statistics
 import subprocess
 import tempfile
 import threading
@@ -180,10 +182,16 @@ def workers_suite(args: argparse.Namespace, work: Path, out: dict[str, object]) 
     sessions = [procs.session_jwt(f"user-{i}") for i in range(1000)]
     figures: dict[str, object] = {}
     for workers in (1, 2):
+        cores: dict[str, list[float]] = {"gateway": [], "h2load": []}
         with procs.gateway(work, workers=workers) as gw, PeakRss(gw).sampling() as rss:
             # Several connections so the kernel spreads them over the workers' sockets.
-            def grpc_run(gw: procs.Running = gw) -> Result:
-                return h2load_multi(gw.grpc_port, path, frame, key, args, work)
+            def grpc_run(gw: procs.Running = gw, cores: dict[str, list[float]] = cores) -> Result:
+                started, gateway_cpu, h2load_cpu = time.monotonic(), gw.cpu_seconds(), _child_cpu()
+                result = h2load_multi(gw.grpc_port, path, frame, key, args, work)
+                elapsed = time.monotonic() - started
+                cores["gateway"].append((gw.cpu_seconds() - gateway_cpu) / elapsed)
+                cores["h2load"].append((_child_cpu() - h2load_cpu) / elapsed)
+                return result
 
             def http_run(gw: procs.Running = gw) -> Result:
                 url = f"http://127.0.0.1:{gw.http_port}/api/chat/stream/token"
@@ -202,8 +210,18 @@ def workers_suite(args: argparse.Namespace, work: Path, out: dict[str, object]) 
                 "http_rps": results["http"].rps,
                 "http_errors": results["http"].errors,
                 "rss_kb": rss.peak_kb,
+                # Average cores busy during the gRPC runs: the gateway's processes (every
+                # thread) and the load generator, on the same machine.
+                "grpc_gateway_cores": round(statistics.median(cores["gateway"]), 2),
+                "grpc_h2load_cores": round(statistics.median(cores["h2load"]), 2),
             }
     out["workers"] = figures
+
+
+def _child_cpu() -> float:
+    """CPU seconds of this process's finished children (the load generators)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def h2load_multi(
@@ -268,6 +286,7 @@ def main() -> None:
     out: dict[str, object] = {
         "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "machine": f"{platform.machine()}, {_cpus()} CPUs, Python {platform.python_version()}",
+        "cpus": _cpus(),
         "settings": {"duration_s": args.duration, "warmup_s": args.warmup, "rounds": args.rounds},
     }
     suites = {

@@ -56,6 +56,17 @@ class Running:
     grpc_port: int = 0
     http_port: int = 0
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system, all threads) of the process and its children so far."""
+        ticks = 0
+        for pid in [self.proc.pid, *_children(self.proc.pid)]:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def rss_kb(self) -> int:
         """Resident set size of the process and its children, in KiB."""
         pids = [self.proc.pid, *_children(self.proc.pid)]

@@ -101,15 +101,26 @@ def write_report(out: dict[str, Any], results: Path) -> None:
             "IssueToken over gRPC (h2load, 8 connections × 16 streams) and the HTTP token "
             "route (wrk, 64 connections).",
             "",
-            "| workers | gRPC IssueToken req/s | HTTP token req/s | peak RSS MB (all) | errors |",
-            "|---:|---:|---:|---:|---:|",
+            "| workers | gRPC IssueToken req/s | HTTP token req/s | peak RSS MB (all) | errors "
+            "| gateway cores busy (gRPC) | h2load cores |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for n, r in workers.items():
             lines.append(
                 f"| {n} | {r['rps']:.0f} | {r.get('http_rps', 0):.0f} | "
-                f"{r['rss_kb'] / 1024:.0f} | {r['errors'] + r.get('http_errors', 0)} |"
+                f"{r['rss_kb'] / 1024:.0f} | {r['errors'] + r.get('http_errors', 0)} "
+                f"| {r.get('grpc_gateway_cores', float('nan')):.2f} "
+                f"| {r.get('grpc_h2load_cores', float('nan')):.2f} |"
             )
         lines.append("")
+        if one.get("grpc_gateway_cores") and out.get("cpus"):
+            cpus = out["cpus"]
+            ceiling = (cpus - two["grpc_h2load_cores"]) / one["grpc_gateway_cores"]
+            lines += [
+                f"CPU ceiling for gRPC here: {cpus} cores, less what h2load uses, over what one "
+                f"worker uses at full load = {ceiling:.2f}× one worker.",
+                "",
+            ]
         checks.append(
             ("--workers 2 ≥ 1.5× one worker (gRPC IssueToken)", two["rps"] >= 1.5 * one["rps"])
         )

@@ -167,3 +167,21 @@ async def test_unknown_route_is_json_404(
     async with http.get(bridge_url + path) as response:
         assert response.status == 404
         assert await error_of(response) == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("GET", "/nowhere", 404), ("DELETE", TOKEN_PATH, 405), ("PUT", "/healthz", 405)],
+)
+async def test_unrouted_requests_get_the_same_edge_headers(
+    http: aiohttp.ClientSession, cors_base: str, method: str, path: str, status: int
+) -> None:
+    async with http.request(method, cors_base + path, headers={"Origin": APP}) as response:
+        assert response.status == status
+        assert response.headers["Access-Control-Allow-Origin"] == APP
+        assert response.headers["Vary"] == "Origin"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Cache-Control"] == "no-store"
+        if status == 405:
+            assert "GET" in response.headers["Allow"]
+        assert await error_of(response) in {"not_found", "method_not_allowed"}
