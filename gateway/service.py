@@ -67,6 +67,8 @@ class ChatService:
         """
         validation.user_id(user_id)
         policy = self._token_policy
+        if ttl is None:
+            return self._signer.sign(user_id, policy.default_ttl)
         lifetime = validation.token_ttl(
             ttl, default=policy.default_ttl, minimum=policy.min_ttl, maximum=policy.max_ttl
         )

@@ -53,6 +53,7 @@ _TOKEN_HEADERS = CIMultiDict(
         "X-Content-Type-Options": "nosniff",
     }
 )
+_NO_COOKIES: dict[str, str] = {}
 _HEALTHZ_BODY = b'{"status": "ok"}'
 _HEALTHZ_HEADERS = CIMultiDict(
     {
@@ -120,8 +121,10 @@ def _renamed(error: InvalidArgumentError) -> InvalidArgumentError:
 
 
 def _authenticate(ctx: BridgeContext, request: web.Request) -> str:
-    token = ctx.verifier.token_from(request.headers.get("Authorization"), lambda: request.cookies)
-    return ctx.verifier.user_id(token)
+    authorization = request.headers.get("Authorization")
+    # The Cookie header is parsed only when there is no Authorization header.
+    cookies = request.cookies if authorization is None else _NO_COOKIES
+    return ctx.verifier.user_id(ctx.verifier.token_from(authorization, cookies))
 
 
 async def _json_object(request: web.Request, *, required: bool) -> dict[str, Any] | None:

@@ -89,11 +89,9 @@ class SessionVerifier:
         """The only JWT ``alg`` accepted."""
         return self._algorithm
 
-    def token_from(
-        self, authorization: str | None, cookies: Callable[[], Mapping[str, str]]
-    ) -> str:
+    def token_from(self, authorization: str | None, cookies: Mapping[str, str]) -> str:
         """The session token of a request: the ``Authorization`` bearer value first, then
-        the cookie (``cookies`` is called, and the Cookie header parsed, only when needed)."""
+        the cookie (``cookies`` is read only without an ``Authorization`` header)."""
         if authorization is not None:
             if not authorization[: len(_BEARER)].lower() == _BEARER:
                 raise UnauthenticatedError("Authorization: expected 'Bearer <session token>'")
@@ -101,7 +99,7 @@ class SessionVerifier:
             if not token:
                 raise UnauthenticatedError("Authorization: expected 'Bearer <session token>'")
             return token
-        token = cookies().get(self._cookie_name, "")
+        token = cookies.get(self._cookie_name, "")
         if not token:
             raise UnauthenticatedError("no session: send Authorization: Bearer or the cookie")
         return token
