@@ -11,6 +11,7 @@ codes, durations, service names and request ids.
 from __future__ import annotations
 
 import contextvars
+import functools
 import itertools
 import json
 import logging
@@ -105,10 +106,20 @@ def new_request_id(supplied: str | None = None) -> str:
     return f"{_ID_PREFIX}{next(_id_counter):x}"
 
 
+# One encoder for every line: json.dumps with non-default options builds a new one per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
+
+
+@functools.lru_cache(maxsize=4)
+def _second(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+
+
 def _timestamp(created: float) -> str:
+    """``2026-11-25T21:04:29.123Z``; each second is formatted once (lines come in bursts)."""
     seconds = int(created)
     millis = int((created - seconds) * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    return f"{_second(seconds)}.{millis:03d}Z"
 
 
 class JsonFormatter(logging.Formatter):
@@ -133,7 +144,7 @@ class JsonFormatter(logging.Formatter):
                 out["request_id"] = scope.id
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, ensure_ascii=False, default=str)
+        return _ENCODER.encode(out)
 
 
 class TextFormatter(logging.Formatter):
@@ -161,6 +172,12 @@ def configure_logging(level: str, fmt: str, *, access_log: bool = True) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # Neither format prints the caller's file and line, thread or process: skip looking them
+    # up for every record (the logging HOWTO's "Optimization" settings).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     # aiohttp's own access log would duplicate ours (and log raw request lines).
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     access_logger.disabled = not access_log
