@@ -27,12 +27,10 @@ from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from gateway.domain import (
     OrderChannel,
-    Participant,
     ParticipantConflictError,
-    SyncState,
     UnavailableError,
 )
-from gateway.registry import ClaimedOrder, PendingStats
+from gateway.registry import ClaimedOrder, PendingStats, rows
 from gateway.registry.migrations import POSTGRES_MIGRATIONS
 from gateway.tokens import Clock, utc_now
 
@@ -40,10 +38,7 @@ __all__ = ["PostgresRegistry"]
 
 logger = logging.getLogger(__name__)
 
-_COLUMNS = (
-    "order_id, channel_type, channel_id, buyer_user_id, buyer_name, buyer_image, "
-    "seller_user_id, seller_name, seller_image, sync_state, create_time, failed_attempts"
-)
+_COLUMNS = rows.SELECT_COLUMNS
 
 # Key of the transaction-scoped advisory lock that serialises migrations across replicas
 # starting at once ("ttchatmg" in ASCII; any fixed bigint works).
@@ -57,15 +52,7 @@ _UNAVAILABLE = (psycopg.OperationalError, PoolTimeout, PoolClosed, TimeoutError)
 
 
 def _row_to_channel(row: Sequence[Any]) -> OrderChannel:
-    return OrderChannel(
-        order_id=row[0],
-        channel_type=row[1],
-        channel_id=row[2],
-        buyer=Participant(row[3], row[4], row[5]),
-        seller=Participant(row[6], row[7], row[8]),
-        sync_state=SyncState(row[9]),
-        create_time=row[10].astimezone(UTC),
-    )
+    return rows.channel_from_row(row, row[rows.CREATE_TIME].astimezone(UTC))
 
 
 class PostgresRegistry:
@@ -198,26 +185,10 @@ class PostgresRegistry:
             # nothing and then read the winner's committed row (READ COMMITTED takes a
             # fresh snapshot per statement, so the SELECT sees it).
             cur = await conn.execute(
-                "INSERT INTO orders (order_id, channel_type, channel_id, buyer_user_id, "
-                "buyer_name, buyer_image, seller_user_id, seller_name, seller_image, "
-                "sync_state, create_time, next_attempt_at, claimed_until) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                f"INSERT INTO orders ({rows.INSERT_COLUMNS}) "
+                f"VALUES ({', '.join(['%s'] * len(rows.INSERT_COLUMNS.split(',')))}) "
                 f"ON CONFLICT (order_id) DO NOTHING RETURNING {_COLUMNS}",
-                (
-                    channel.order_id,
-                    channel.channel_type,
-                    channel.channel_id,
-                    channel.buyer.user_id,
-                    channel.buyer.display_name,
-                    channel.buyer.image_url,
-                    channel.seller.user_id,
-                    channel.seller.display_name,
-                    channel.seller.image_url,
-                    channel.sync_state.value,
-                    channel.create_time,
-                    now,
-                    now + claim_for,
-                ),
+                rows.insert_values(channel, now, now + claim_for, lambda moment: moment),
             )
             row = await cur.fetchone()
             created = row is not None
@@ -285,8 +256,8 @@ class PostgresRegistry:
                 f"RETURNING {', '.join('o.' + c.strip() for c in _COLUMNS.split(','))}",
                 {"now": now, "limit": limit, "until": now + lease},
             )
-            rows = await cur.fetchall()
-        return [ClaimedOrder(_row_to_channel(r), r[11]) for r in rows]
+            claimed = await cur.fetchall()
+        return [ClaimedOrder(_row_to_channel(r), r[rows.FAILED_ATTEMPTS]) for r in claimed]
 
     async def pending_stats(self) -> PendingStats:
         async with self._connection() as conn:

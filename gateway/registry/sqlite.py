@@ -19,12 +19,10 @@ from typing import TypeVar
 
 from gateway.domain import (
     OrderChannel,
-    Participant,
     ParticipantConflictError,
-    SyncState,
     UnavailableError,
 )
-from gateway.registry import ClaimedOrder, PendingStats
+from gateway.registry import ClaimedOrder, PendingStats, rows
 from gateway.registry.migrations import SQLITE_MIGRATIONS
 from gateway.tokens import Clock, utc_now
 
@@ -32,9 +30,10 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-_COLUMNS = (
-    "order_id, channel_type, channel_id, buyer_user_id, buyer_name, buyer_image, "
-    "seller_user_id, seller_name, seller_image, sync_state, create_time, failed_attempts"
+_COLUMNS = rows.SELECT_COLUMNS
+_INSERT = (
+    f"INSERT INTO orders ({rows.INSERT_COLUMNS}) "
+    f"VALUES ({', '.join('?' * len(rows.INSERT_COLUMNS.split(',')))})"
 )
 
 
@@ -43,15 +42,7 @@ def _ts(value: datetime) -> float:
 
 
 def _row_to_channel(row: sqlite3.Row) -> OrderChannel:
-    return OrderChannel(
-        order_id=row["order_id"],
-        channel_type=row["channel_type"],
-        channel_id=row["channel_id"],
-        buyer=Participant(row["buyer_user_id"], row["buyer_name"], row["buyer_image"]),
-        seller=Participant(row["seller_user_id"], row["seller_name"], row["seller_image"]),
-        sync_state=SyncState(row["sync_state"]),
-        create_time=datetime.fromtimestamp(row["create_time"], UTC),
-    )
+    return rows.channel_from_row(row, datetime.fromtimestamp(row[rows.CREATE_TIME], UTC))
 
 
 class SqliteRegistry:
@@ -167,27 +158,7 @@ class SqliteRegistry:
                     db.execute("COMMIT")
                     return existing(row)
                 now = self._clock()
-                db.execute(
-                    "INSERT INTO orders (order_id, channel_type, channel_id, buyer_user_id, "
-                    "buyer_name, buyer_image, seller_user_id, seller_name, seller_image, "
-                    "sync_state, create_time, next_attempt_at, claimed_until) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        channel.order_id,
-                        channel.channel_type,
-                        channel.channel_id,
-                        channel.buyer.user_id,
-                        channel.buyer.display_name,
-                        channel.buyer.image_url,
-                        channel.seller.user_id,
-                        channel.seller.display_name,
-                        channel.seller.image_url,
-                        channel.sync_state.value,
-                        _ts(channel.create_time),
-                        _ts(now),
-                        _ts(now + claim_for),
-                    ),
-                )
+                db.execute(_INSERT, rows.insert_values(channel, now, now + claim_for, _ts))
                 db.execute("COMMIT")
                 return channel, True
             except BaseException:
@@ -239,7 +210,7 @@ class SqliteRegistry:
             now = self._clock()
             db.execute("BEGIN IMMEDIATE")
             try:
-                rows = db.execute(
+                claimed = db.execute(
                     f"UPDATE orders SET claimed_until = ? WHERE order_id IN ("
                     "  SELECT order_id FROM orders WHERE sync_state = 'pending'"
                     "  AND next_attempt_at <= ? AND claimed_until <= ?"
@@ -252,7 +223,7 @@ class SqliteRegistry:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
-            return [ClaimedOrder(_row_to_channel(r), r["failed_attempts"]) for r in rows]
+            return [ClaimedOrder(_row_to_channel(r), r[rows.FAILED_ATTEMPTS]) for r in claimed]
 
         return await self._run(work)
 
