@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.acceptance.gateway_process import REPO, dev_gateway
+from tests.gateway_process import REPO, dev_gateway
 
 pytestmark = pytest.mark.acceptance
 

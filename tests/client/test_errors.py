@@ -26,7 +26,7 @@ from tradetrust.chat.client import (
 from tradetrust.chat.client._status import STATUS_DETAILS_KEY, status_details_bytes
 
 from tests.client.fakes import FakeGateway
-from tests.client.gateway_process import GatewayProcess
+from tests.gateway_process import GatewayProcess
 from tests.ports import free_port
 
 ORDER_KEY = "dev-order-service-key"

@@ -20,7 +20,7 @@ from tradetrust.chat.client import (
     UnavailableError,
 )
 
-from tests.client.gateway_process import GatewayProcess
+from tests.gateway_process import GatewayProcess
 
 HOUR = timedelta(hours=1)
 MARGIN = timedelta(minutes=5)

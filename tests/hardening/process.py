@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.acceptance.gateway_process import REPO
+from tests.gateway_process import REPO
 from tests.ports import free_port
 
 

@@ -15,8 +15,8 @@ import pytest
 from tradetrust.chat.v1 import chat_gateway_pb2 as pb
 from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
 
-from tests.acceptance.gateway_process import REPO, wait_serving
 from tests.conftest import WEB_BACKEND
+from tests.gateway_process import REPO, wait_serving
 from tests.ports import free_port
 
 pytestmark = pytest.mark.slow
