@@ -11,7 +11,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 Backend = Literal["stream", "local"]
 LogFormat = Literal["json", "text"]
@@ -359,8 +359,7 @@ def _parse_services_toml(raw: Any) -> tuple[ServiceGrant, ...]:
 
 
 def _validated(s: Settings) -> Settings:
-    if s.backend not in ("stream", "local"):
-        raise ConfigError(f"CHAT_GATEWAY_BACKEND: must be 'stream' or 'local', not {s.backend!r}")
+    _require_choice("CHAT_GATEWAY_BACKEND", s.backend, Backend)
     if not s.stream_api_key or not s.stream_api_secret:
         raise ConfigError("GETSTREAM_API_KEY and GETSTREAM_API_SECRET must not be empty")
     if not (
@@ -410,16 +409,18 @@ def _validated(s: Settings) -> Settings:
     return s
 
 
+def _require_choice(setting: str, value: object, choices: Any) -> None:
+    """``value`` must be one of the ``Literal`` type ``choices``' values."""
+    allowed = get_args(choices)
+    if value not in allowed:
+        options = ", ".join(map(repr, allowed[:-1])) + f" or {allowed[-1]!r}"
+        raise ConfigError(f"{setting}: must be {options}, not {value!r}")
+
+
 def _validate_hardening(s: Settings) -> None:
     """TLS files, shutdown grace, overload limits and log settings."""
-    if s.log_format not in ("json", "text"):
-        raise ConfigError(
-            f"CHAT_GATEWAY_LOG_FORMAT: must be 'json' or 'text', not {s.log_format!r}"
-        )
-    if s.event_loop not in ("uvloop", "asyncio"):
-        raise ConfigError(
-            f"CHAT_GATEWAY_EVENT_LOOP: must be 'uvloop' or 'asyncio', not {s.event_loop!r}"
-        )
+    _require_choice("CHAT_GATEWAY_LOG_FORMAT", s.log_format, LogFormat)
+    _require_choice("CHAT_GATEWAY_EVENT_LOOP", s.event_loop, EventLoop)
     if not isinstance(s.access_log, bool):
         raise ConfigError("CHAT_GATEWAY_ACCESS_LOG: must be true or false")
     if not 0 <= s.shutdown_grace_s <= 3600:
