@@ -129,6 +129,15 @@ def grpc_suite(args: argparse.Namespace, work: Path, out: dict[str, object]) -> 
         out["rss_grpc_kb"] = rss.peak_kb
 
 
+def wrk_run(
+    args: argparse.Namespace, work: Path, sessions: list[str], slug: str, url: str
+) -> Callable[[], Result]:
+    """One wrk run against ``url``: 64 connections, each request with one of ``sessions``."""
+    return functools.partial(
+        wrk, slug, url, sessions=sessions, connections=64, duration_s=args.duration, workdir=work
+    )
+
+
 def http_suite(args: argparse.Namespace, work: Path, out: dict[str, object]) -> None:
     sessions = [procs.session_jwt(f"user-{i}") for i in range(1000)]
     with (
@@ -137,40 +146,16 @@ def http_suite(args: argparse.Namespace, work: Path, out: dict[str, object]) -> 
         procs.node_peer("fast", work) as fast,
         PeakRss(gw).sampling() as rss,
     ):
-        token_path = "/api/chat/stream/token"
+        base, token_path = f"http://127.0.0.1:{gw.http_port}", "/api/chat/stream/token"
         runs = {
             # Same request generator (and its client-side cost) as the token runs.
-            "gateway /healthz": lambda: wrk(
-                "healthz",
-                f"http://127.0.0.1:{gw.http_port}/healthz",
-                sessions=sessions,
-                connections=64,
-                duration_s=args.duration,
-                workdir=work,
+            "gateway /healthz": wrk_run(args, work, sessions, "healthz", f"{base}/healthz"),
+            "gateway token": wrk_run(args, work, sessions, "gw-token", base + token_path),
+            "node fast token": wrk_run(
+                args, work, sessions, "fast", f"http://127.0.0.1:{fast.http_port}{token_path}"
             ),
-            "gateway token": lambda: wrk(
-                "gw-token",
-                f"http://127.0.0.1:{gw.http_port}{token_path}",
-                sessions=sessions,
-                connections=64,
-                duration_s=args.duration,
-                workdir=work,
-            ),
-            "node fast token": lambda: wrk(
-                "fast",
-                f"http://127.0.0.1:{fast.http_port}{token_path}",
-                sessions=sessions,
-                connections=64,
-                duration_s=args.duration,
-                workdir=work,
-            ),
-            "node seed token": lambda: wrk(
-                "seed",
-                f"http://127.0.0.1:{seed.http_port}{token_path}",
-                sessions=sessions,
-                connections=64,
-                duration_s=args.duration,
-                workdir=work,
+            "node seed token": wrk_run(
+                args, work, sessions, "seed", f"http://127.0.0.1:{seed.http_port}{token_path}"
             ),
         }
         out["http"] = {k: asdict(v) for k, v in rounds(args.rounds, runs).items()}
@@ -195,14 +180,7 @@ def workers_suite(args: argparse.Namespace, work: Path, out: dict[str, object]) 
 
             def http_run(gw: procs.Running = gw) -> Result:
                 url = f"http://127.0.0.1:{gw.http_port}/api/chat/stream/token"
-                return wrk(
-                    "workers-token",
-                    url,
-                    sessions=sessions,
-                    connections=64,
-                    duration_s=args.duration,
-                    workdir=work,
-                )
+                return wrk_run(args, work, sessions, "workers-token", url)()
 
             results = rounds(args.rounds, {"grpc": grpc_run, "http": http_run})
             figures[str(workers)] = {
