@@ -20,7 +20,7 @@ from tradetrust.chat.v1 import chat_gateway_pb2 as pb
 from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
 
 from tests.conftest import ORDER_SERVICE, WEB_BACKEND
-from tests.hardening.process import gateway_child
+from tests.gateway_process import gateway_child
 from tests.stream_double import StreamDouble
 
 IN_FLIGHT = 50

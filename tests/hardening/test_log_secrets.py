@@ -21,7 +21,7 @@ from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
 from gateway.config import DEV_ORDER_SERVICE_KEY, DEV_SESSION_SECRET, DEV_WEB_BACKEND_KEY
 from tests.bridge.conftest import session_jwt
 from tests.conftest import ORDER_SERVICE, WEB_BACKEND
-from tests.hardening.process import gateway_child
+from tests.gateway_process import gateway_child
 from tests.hardening.test_drain import ensure_request
 from tests.stream_double import StreamDouble
 from tests.stream_double.fixtures import STREAM_TEST_SECRET

@@ -28,9 +28,7 @@ import itertools
 import logging
 import os
 import random
-import re
 import signal
-import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
@@ -46,6 +44,7 @@ from tradetrust.chat.v1 import chat_gateway_pb2 as pb
 from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
 
 from gateway.config import hash_key
+from tests.gateway_process import logged_grpc_port, spawn
 from tests.pg import PostgresServer
 from tests.stream_double import StreamDouble
 from tests.stream_double.fixtures import STREAM_TEST_KEY, STREAM_TEST_SECRET
@@ -54,8 +53,6 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 logger = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SERVING = re.compile(r"gateway serving grpc=127\.0\.0\.1:(\d+)")
 ORDER_SERVICE_KEY = "replica-test-order-service-key"  # a production-style (non-dev) key
 ORDER_SERVICE = (("authorization", f"Bearer {ORDER_SERVICE_KEY}"),)
 STARTUP_TIMEOUT_S = 30.0
@@ -129,14 +126,7 @@ def replica_env(database_url: str, double: StreamDouble, **overrides: str) -> di
 async def _wait_serving(replica: Replica, deadline: float) -> None:
     """Wait for the "gateway serving" log line, then for health SERVING (both bounded)."""
     polls = int(STARTUP_TIMEOUT_S / 0.05) + 1
-    for _ in range(polls):
-        match = SERVING.search(replica.log.read_text(errors="replace"))
-        if match:
-            replica.port = int(match.group(1))
-            break
-        if replica.proc.returncode is not None or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.05)
+    replica.port = await logged_grpc_port(replica.proc, replica.log, deadline)
     if replica.port == 0:
         pytest.fail(
             f"replica {replica.name} did not start (exit status {replica.proc.returncode})"
@@ -165,19 +155,7 @@ async def running_replicas(
         for index in range(count):
             name = "AB"[index] if count <= 2 else f"r{index}"
             log = tmp_path / f"replica-{name}.log"
-            with log.open("wb") as sink:
-                proc = await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-m",
-                    "gateway",
-                    "serve",
-                    env=env,
-                    cwd=REPO_ROOT,
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=sink,
-                    stderr=sink,
-                )
-            replicas.append(Replica(name, proc, log))
+            replicas.append(Replica(name, await spawn(env, log, dev=False), log))
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         await asyncio.gather(*(_wait_serving(r, deadline) for r in replicas))
         yield replicas

@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from pathlib import Path
 
+from tests.gateway_process import REPO as REPO_ROOT
 from tests.stream_double import StreamDouble
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 async def _check_stream(env: dict[str, str], *args: str) -> tuple[int, str, str]:

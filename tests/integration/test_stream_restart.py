@@ -5,10 +5,7 @@ killed with SIGKILL while orders are pending (one Stream call in flight), then r
 from __future__ import annotations
 
 import asyncio
-import os
-import re
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,10 +16,8 @@ from tradetrust.chat.v1 import chat_gateway_pb2 as pb
 from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
 
 from tests.conftest import ORDER_SERVICE
+from tests.gateway_process import clean_env, logged_grpc_port, spawn
 from tests.stream_double import StreamDouble
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SERVING = re.compile(r"gateway serving grpc=127\.0\.0\.1:(\d+)")
 
 
 class GatewayProcess:
@@ -35,27 +30,10 @@ class GatewayProcess:
 
     @classmethod
     async def start(cls, env: dict[str, str], log: Path) -> GatewayProcess:
-        with log.open("wb") as sink:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "gateway",
-                "serve",
-                "--dev",
-                env=env,
-                cwd=REPO_ROOT,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=sink,
-                stderr=sink,
-            )
-        deadline = time.monotonic() + 20.0
-        while time.monotonic() < deadline:
-            match = SERVING.search(log.read_text(errors="replace"))
-            if match:
-                return cls(proc, log, int(match.group(1)))
-            if proc.returncode is not None:
-                break
-            await asyncio.sleep(0.05)
+        proc = await spawn(env, log, dev=True)
+        port = await logged_grpc_port(proc, log, time.monotonic() + 20.0)
+        if port:
+            return cls(proc, log, port)
         proc.kill()
         await proc.wait()
         pytest.fail(f"gateway did not start:\n{log.read_text(errors='replace')}")
@@ -69,19 +47,15 @@ class GatewayProcess:
 
 @pytest.fixture
 def process_env(stream_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("CHAT_GATEWAY_", "GETSTREAM_", "STREAM_CHAT_"))
-    }
-    return {
-        **base,
-        **stream_env,
-        "CHAT_GATEWAY_DATABASE_URL": f"sqlite:///{tmp_path / 'gateway.db'}",
-        "CHAT_GATEWAY_GRPC_ADDR": "127.0.0.1:0",
-        "CHAT_GATEWAY_HTTP_ADDR": "127.0.0.1:0",
-        "CHAT_GATEWAY_LOG_LEVEL": "INFO",
-    }
+    return clean_env(
+        {
+            **stream_env,
+            "CHAT_GATEWAY_GRPC_ADDR": "127.0.0.1:0",
+            "CHAT_GATEWAY_HTTP_ADDR": "127.0.0.1:0",
+            "CHAT_GATEWAY_LOG_LEVEL": "INFO",
+        },
+        tmp_path,
+    )
 
 
 @pytest.fixture
