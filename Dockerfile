@@ -22,7 +22,7 @@ RUN python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install -q --no-index --find-links /tmp/wheelhouse tradetrust-chat-gateway \
  && /opt/venv/bin/python -m compileall -q /opt/venv/lib \
  && /opt/venv/bin/pip uninstall -y -q setuptools pip \
- && /opt/venv/bin/python -c "import gateway.main, gateway.healthcheck, tradetrust.chat.v1"
+ && /opt/venv/bin/python -c "import gateway.app, gateway.healthcheck, tradetrust.chat.v1"
 
 # --- runtime: the base interpreter + the venv, as a non-root user -----------------------------
 FROM ${BASE_IMAGE} AS runtime

@@ -64,12 +64,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         settings = load_settings(dev=args.dev)
-        if args.command == "check-stream" and settings.backend != "stream":
+        if args.command == "check-stream" and settings.stream.backend != "stream":
             raise ConfigError("check-stream needs the stream backend (set GETSTREAM_API_KEY)")
     except ConfigError as exc:
         sys.stderr.write(f"configuration error: {exc}\n")
         return 2
-    configure_logging(settings.log_level, settings.log_format, access_log=settings.access_log)
+    obs = settings.observability
+    configure_logging(obs.log_level, obs.log_format, access_log=obs.access_log)
     if args.command == "check-stream":
         return asyncio.run(_check_stream(settings, apply=args.apply))
     if args.workers < 1:
@@ -79,9 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         from gateway.workers import run_workers
 
         return run_workers(settings, args.workers, dev=args.dev)
-    from gateway.main import serve
+    from gateway.app import serve
 
-    if settings.event_loop == "uvloop":
+    if settings.edge.event_loop == "uvloop":
         import uvloop
 
         uvloop.run(serve(settings))
@@ -95,9 +96,9 @@ async def _check_stream(settings: Settings, *, apply: bool) -> int:
     from gateway.chat.readiness import check_stream_app
     from gateway.chat.stream import StreamChatBackend
 
-    backend = await StreamChatBackend.open(settings)
+    backend = await StreamChatBackend.open(settings.stream)
     try:
-        report = await check_stream_app(backend, settings.channel_type, apply=apply)
+        report = await check_stream_app(backend, settings.stream.channel_type, apply=apply)
     except ChatBackendError as exc:
         sys.stderr.write(f"cannot check the Stream app: {exc}\n")
         return 3
@@ -108,7 +109,9 @@ async def _check_stream(settings: Settings, *, apply: bool) -> int:
     for problem in report.problems:
         sys.stdout.write(f"NOT READY: {problem}\n")
     if report.ready:
-        sys.stdout.write(f"ready: channel type {settings.channel_type!r} and upload settings\n")
+        sys.stdout.write(
+            f"ready: channel type {settings.stream.channel_type!r} and upload settings\n"
+        )
         return 0
     sys.stdout.write("run `python -m gateway check-stream --apply` to fix\n")
     return 1

@@ -3,13 +3,16 @@
 One :class:`Admission` per gateway, shared by the gRPC and HTTP edges. It counts requests
 in flight (plain integers: everything runs on one event loop), refuses RPCs beyond the cap
 and, once :meth:`Admission.drain` has begun, refuses all new work while what is in flight
-finishes. Probes (gRPC health, ``/healthz``, ``/readyz``) and ``/metrics`` never pass
-through it, so they keep answering while the gateway drains.
+finishes. Every admitted unit of work is released exactly once by the edge that admitted
+it. Probes (gRPC health, ``/healthz``, ``/readyz``) and ``/metrics`` never pass through it,
+so they keep answering while the gateway drains.
 """
 
 from __future__ import annotations
 
 import asyncio
+
+from gateway.domain import OverloadedError, UnavailableError
 
 __all__ = ["Admission"]
 
@@ -31,9 +34,41 @@ class Admission:
         """RPCs and HTTP requests in flight."""
         return self.rpcs + self.http
 
-    def release(self) -> None:
-        """Called when draining and one unit of work finished."""
-        if self.rpcs + self.http == 0:
+    def admit_rpc(self) -> None:
+        """Count one more ChatGateway RPC in flight.
+
+        Raises:
+            UnavailableError: the gateway is draining.
+            OverloadedError: the concurrent-RPC cap is reached.
+        """
+        if self.draining:
+            raise UnavailableError("the gateway is shutting down; retry on another replica")
+        if self.rpcs >= self.max_concurrent_rpcs:
+            raise OverloadedError(
+                f"more than {self.max_concurrent_rpcs} RPCs in flight; retry shortly"
+            )
+        self.rpcs += 1
+
+    def release_rpc(self) -> None:
+        """One admitted RPC finished."""
+        self.rpcs -= 1
+        if self.draining and self.rpcs + self.http == 0:
+            self._idle.set()
+
+    def admit_http(self) -> None:
+        """Count one more HTTP API request in flight.
+
+        Raises:
+            UnavailableError: the gateway is draining.
+        """
+        if self.draining:
+            raise UnavailableError("the gateway is shutting down; retry")
+        self.http += 1
+
+    def release_http(self) -> None:
+        """One admitted HTTP request finished."""
+        self.http -= 1
+        if self.draining and self.rpcs + self.http == 0:
             self._idle.set()
 
     async def drain(self, timeout_s: float) -> bool:

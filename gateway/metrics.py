@@ -1,6 +1,6 @@
 """Prometheus metrics of one gateway, on its own :class:`CollectorRegistry`.
 
-Each :class:`gateway.main.Gateway` owns one :class:`GatewayMetrics` (never the global
+Each :class:`gateway.app.Gateway` owns one :class:`GatewayMetrics` (never the global
 registry), so several gateways can run in one process (tests) without clashing. Request
 counts and latencies (:meth:`GatewayMetrics.observe_rpc`, :meth:`GatewayMetrics.observe_http`)
 are on the hot path of every call, so they are plain integers in dicts, updated without locks

@@ -34,7 +34,7 @@ def _port(addr: str) -> int:
 
 def run_workers(settings: Settings, workers: int, *, dev: bool) -> int:
     """Start ``workers`` gateway processes and supervise them; returns the exit code."""
-    if _port(settings.grpc_addr) == 0 or _port(settings.http_addr) == 0:
+    if _port(settings.edge.grpc_addr) == 0 or _port(settings.edge.http_addr) == 0:
         logger.error("--workers needs fixed ports: port 0 would give each worker its own")
         return 2
     env = {**os.environ, "CHAT_GATEWAY_REUSE_PORT": "1"}

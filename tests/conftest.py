@@ -10,13 +10,13 @@ import grpc
 import pytest
 from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
 
+from gateway.app import Gateway
 from gateway.config import (
     DEV_ORDER_SERVICE_KEY,
     DEV_WEB_BACKEND_KEY,
     Settings,
     load_settings,
 )
-from gateway.main import Gateway, build_gateway
 from tests.pg import pg_private, pg_server, pg_url  # noqa: F401  (throwaway PostgreSQL fixtures)
 from tests.stream_double.fixtures import stream_double, stream_env  # noqa: F401  (fixtures)
 
@@ -49,7 +49,7 @@ def make_settings(tmp_path: Path) -> SettingsFactory:
 @pytest.fixture
 async def gateway(make_settings: SettingsFactory) -> AsyncIterator[Gateway]:
     """A started dev-profile gateway on loopback; stopped after the test."""
-    gw = await build_gateway(make_settings())
+    gw = Gateway(make_settings())
     await gw.start()
     try:
         yield gw

@@ -4,9 +4,9 @@ aiohttp, on the gateway's event loop, calling the same :class:`gateway.service.C
 as the gRPC edge. Module names avoid ``http`` and ``jwt`` so nothing shadows those packages.
 """
 
-from gateway.bridge.app import BridgeEdge, build_bridge_app, build_bridge_edge
 from gateway.bridge.handlers import Readiness
 from gateway.bridge.ratelimit import TokenBucketLimiter
+from gateway.bridge.server import BridgeEdge, build_bridge_app, build_bridge_edge
 from gateway.bridge.session import SessionVerifier
 
 __all__ = [

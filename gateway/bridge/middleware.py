@@ -78,7 +78,7 @@ class BridgeEdgePolicy:
                 response.headers["Connection"] = "close"
             else:
                 if counted:
-                    admission.http += 1
+                    admission.admit_http()
                 try:
                     response = await handler(request)
                 except asyncio.CancelledError:
@@ -92,9 +92,7 @@ class BridgeEdgePolicy:
                         raise
                 finally:
                     if counted:
-                        admission.http -= 1
-                        if admission.draining:
-                            admission.release()
+                        admission.release_http()
             if not response.prepared:
                 cors.decorate(request, response)
                 response.headers.setdefault("X-Content-Type-Options", "nosniff")

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from gateway import validation
-from gateway.config import ConfigError, Settings
+from gateway.config import BridgeSettings, ConfigError
 from gateway.domain import InvalidArgumentError, UnauthenticatedError
 
 logger = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class SessionVerifier:
         self._verified: dict[str, tuple[str, float]] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SessionVerifier:
+    def from_settings(cls, settings: BridgeSettings) -> SessionVerifier:
         """Build from ``CHAT_GATEWAY_SESSION_*``; the public key file wins over the secret.
 
         Raises:

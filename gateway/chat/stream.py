@@ -30,7 +30,7 @@ from stream_chat import StreamChatAsync
 from stream_chat.base.exceptions import StreamAPIException
 
 from gateway.chat import ChatBackendError
-from gateway.config import Settings
+from gateway.config import StreamSettings
 from gateway.domain import OrderChannel, Participant
 from gateway.metrics import GatewayMetrics
 
@@ -86,7 +86,7 @@ class StreamChatBackend:
 
     @classmethod
     async def open(
-        cls, settings: Settings, *, metrics: GatewayMetrics | None = None
+        cls, settings: StreamSettings, *, metrics: GatewayMetrics | None = None
     ) -> StreamChatBackend:
         """Create the SDK client and its HTTP session in the running loop; count every
         call's outcome (and Stream's last rate-limit remaining) in ``metrics``."""

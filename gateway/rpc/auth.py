@@ -1,13 +1,20 @@
-"""Service authentication: bearer keys per calling service, grants per method."""
+"""Service authentication: bearer keys per calling service, grants per method, and the
+interceptor that enforces them on every ChatGateway call."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
+import grpc
+from grpc_interceptor import AsyncServerInterceptor
+
+from gateway import logs
 from gateway.config import ServiceGrant
-from gateway.domain import PermissionDeniedError, UnauthenticatedError
+from gateway.domain import GatewayError, PermissionDeniedError, UnauthenticatedError
+from gateway.rpc.errors import abort_with
 
 GATEWAY_SERVICE = "tradetrust.chat.v1.ChatGateway"
 GATEWAY_PREFIX = f"/{GATEWAY_SERVICE}/"
@@ -112,3 +119,41 @@ class ServiceAuthorizer:
         if isinstance(authorization, str) and len(self._remembered) < self.MAX_REMEMBERED:
             self._remembered[authorization] = grant
         return grant
+
+
+class ServiceKeyInterceptor(AsyncServerInterceptor):
+    """The service-key check of every ChatGateway call, on ``grpc_interceptor``.
+
+    Health and reflection pass untouched. Any other call needs ``authorization: Bearer
+    <service key>`` of a configured service granted the method; otherwise it is ended with
+    UNAUTHENTICATED or PERMISSION_DENIED (mapped by :mod:`gateway.rpc.errors`, like every
+    domain error). The calling service's name goes into the request's log scope.
+    """
+
+    def __init__(self, authorizer: ServiceAuthorizer) -> None:
+        self._authorizer = authorizer
+
+    async def intercept(
+        self,
+        method: Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Any],
+        request_or_iterator: Any,
+        context: grpc.aio.ServicerContext[Any, Any],
+        method_name: str,
+    ) -> Any:
+        if not method_name.startswith(GATEWAY_PREFIX) and is_open(method_name):
+            response = method(request_or_iterator, context)
+            # Health/Watch and reflection stream their responses: hand the iterator on.
+            return response if hasattr(response, "__aiter__") else await response
+        authorization: str | bytes | None = None
+        for name, value in context.invocation_metadata() or ():
+            if name == "authorization":
+                authorization = value
+                break
+        try:
+            grant = self._authorizer.authorize(method_name, authorization)
+        except GatewayError as refusal:
+            await abort_with(context, refusal, method_name)
+        scope = logs.current_request.get()
+        if scope is not None:
+            scope.service = grant.name
+        return await method(request_or_iterator, context)

@@ -1,18 +1,19 @@
-"""The gRPC edge's one interceptor: every ChatGateway call is authenticated, admitted,
-measured, logged and has its errors mapped to a status, in that order.
+"""The gRPC edge's guard: every ChatGateway call is admitted, measured, logged and has its
+errors mapped to a status, in that order.
 
-Health and reflection pass through untouched. For everything else the decision is made
-while gRPC looks the method up, from the call's metadata:
+It is the outer of the server's two interceptors; the inner one,
+:class:`gateway.rpc.auth.ServiceKeyInterceptor` (on ``grpc_interceptor``), checks the
+service key. Health and reflection pass through the guard untouched.
 
-- a known key granted the method gets the method's *guarded* handler, built once per
-  method and reused, so an authorised call pays one wrapper and no per-call allocation;
-- a refused call gets a guarded handler that raises the refusal, so it is measured,
-  logged and mapped (UNAUTHENTICATED / PERMISSION_DENIED) like any other failure.
+A method's *guarded* handler is built once, when the method is first called, and reused:
+an admitted call pays one wrapper and no per-call allocation. The inner chain hands back a
+fresh but equivalent handler for every lookup of a method (``grpc_interceptor`` wraps per
+lookup, and its wrapper depends only on the method name), so the first one is kept.
 
-The guarded handler (:meth:`GatewayInterceptor._guard`) admits the call
-(:class:`~gateway.rpc.observe.RpcObserver`), runs it, maps a
-:class:`~gateway.domain.GatewayError` once through :mod:`gateway.rpc.errors` (anything
-else becomes INTERNAL without detail) and records the outcome.
+The guarded handler admits the call (:class:`~gateway.admission.Admission`), runs it, maps
+a :class:`~gateway.domain.GatewayError` once through :mod:`gateway.rpc.errors` (anything
+else becomes INTERNAL without detail) and records the outcome
+(:class:`~gateway.rpc.telemetry.RpcTelemetry`).
 """
 
 from __future__ import annotations
@@ -25,24 +26,24 @@ from typing import Any, TypeAlias
 import grpc
 
 from gateway import logs
+from gateway.admission import Admission
 from gateway.domain import ErrorCode, GatewayError
-from gateway.rpc.auth import GATEWAY_PREFIX, ServiceAuthorizer, is_open
+from gateway.rpc.auth import GATEWAY_PREFIX, is_open
 from gateway.rpc.errors import abort_internal, abort_with
-from gateway.rpc.observe import RpcObserver
+from gateway.rpc.telemetry import RpcTelemetry
 
 _Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 _Behavior: TypeAlias = Callable[[Any, "grpc.aio.ServicerContext[Any, Any]"], Awaitable[Any]]
 
 
 class GatewayInterceptor(grpc.aio.ServerInterceptor):
-    """Auth (per-service keys, per-method grants), admission, metrics, access log and
-    error mapping for every RPC except health and reflection."""
+    """Admission, metrics, access log and error mapping for every RPC except health and
+    reflection."""
 
-    def __init__(self, authorizer: ServiceAuthorizer, observer: RpcObserver) -> None:
-        self._authorizer = authorizer
-        self._observer = observer
-        # method -> (the servicer's handler, its guarded handler)
-        self._guarded: dict[str, tuple[_Handler, _Handler]] = {}
+    def __init__(self, admission: Admission, telemetry: RpcTelemetry) -> None:
+        self._admission = admission
+        self._telemetry = telemetry
+        self._guarded: dict[str, _Handler] = {}
 
     async def intercept_service(
         self,
@@ -53,35 +54,26 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         if handler is None or (not method.startswith(GATEWAY_PREFIX) and is_open(method)):
             return handler  # unknown method (UNIMPLEMENTED), or a probe / tooling call
-        authorization: str | bytes | None = None
         request_id: str | None = None
         for name, value in handler_call_details.invocation_metadata or ():
-            if name == "authorization":
-                if authorization is None:
-                    authorization = value
-            elif name == "x-request-id" and isinstance(value, str):
+            if name == "x-request-id" and isinstance(value, str):
                 request_id = value
+                break
         # The lookup runs in the RPC's own task: the scope reaches the handler and the logs.
-        scope = logs.begin_request(request_id)
-        try:
-            grant = self._authorizer.authorize(method, authorization)
-        except GatewayError as refusal:
-            return self._guard(method, handler, _raising(refusal))
-        scope.service = grant.name
-        cached = self._guarded.get(method)
-        if cached is None or cached[0] is not handler:
-            # The servicer's methods are coroutine functions (grpc's stubs type them as sync).
-            behavior: _Behavior | None = handler.unary_unary  # type: ignore[assignment]
-            cached = (handler, self._guard(method, handler, behavior))
-            self._guarded[method] = cached
-        return cached[1]
+        logs.begin_request(request_id)
+        guarded = self._guarded.get(method)
+        if guarded is None:
+            guarded = self._guarded[method] = self._guard(method, handler)
+        return guarded
 
-    def _guard(self, method_name: str, handler: _Handler, behavior: _Behavior | None) -> _Handler:
-        """``handler``'s shape with ``behavior`` admitted, measured and error-mapped."""
+    def _guard(self, method_name: str, handler: _Handler) -> _Handler:
+        """``handler`` admitted, measured and error-mapped."""
+        # The servicer's methods are coroutine functions (grpc's stubs type them as sync).
+        behavior: _Behavior | None = handler.unary_unary  # type: ignore[assignment]
         if behavior is None or handler.request_streaming or handler.response_streaming:
             raise TypeError(f"{method_name}: only unary-unary methods can be guarded")
-        observer = self._observer
-        record = observer.recorder(method_name)
+        admission = self._admission
+        record = self._telemetry.recorder(method_name)
 
         async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             started = time.perf_counter()
@@ -89,7 +81,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
             reason = ""
             admitted = False
             try:
-                observer.admit()
+                admission.admit_rpc()
                 admitted = True
                 response = await behavior(request, context)
                 code = "OK"
@@ -100,8 +92,10 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
                 reason = "" if error.code is ErrorCode.INTERNAL else error.message
                 await abort_with(context, error, method_name)
             except grpc.aio.AbortError:
+                # Ended by an inner interceptor (the service-key check) or the servicer.
                 status = context.code()
                 code = status.name if isinstance(status, grpc.StatusCode) else "UNKNOWN"
+                reason = context.details() or ""
                 raise
             except asyncio.CancelledError:
                 code = "CANCELLED"
@@ -110,7 +104,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
                 await abort_internal(context, method_name)
             finally:
                 if admitted:
-                    observer.release()
+                    admission.release_rpc()
                 record(code, started, reason)
 
         return grpc.unary_unary_rpc_method_handler(
@@ -118,10 +112,3 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
-
-
-def _raising(error: GatewayError) -> _Behavior:
-    async def refuse(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        raise error
-
-    return refuse

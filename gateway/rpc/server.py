@@ -8,11 +8,12 @@ from grpc_reflection.v1alpha import reflection
 from tradetrust.chat.v1 import chat_gateway_pb2 as pb
 from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
 
-from gateway.config import ServiceGrant, Settings
-from gateway.rpc.auth import ServiceAuthorizer
+from gateway.admission import Admission
+from gateway.config import EdgeSettings
+from gateway.rpc.auth import ServiceAuthorizer, ServiceKeyInterceptor
 from gateway.rpc.interceptor import GatewayInterceptor
-from gateway.rpc.observe import RpcObserver
 from gateway.rpc.servicer import ChatGatewayServicer
+from gateway.rpc.telemetry import RpcTelemetry
 from gateway.service import ChatService
 
 GATEWAY_SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ChatGateway"].full_name
@@ -22,7 +23,6 @@ assert not [
     for m in pb.DESCRIPTOR.services_by_name["ChatGateway"].methods
     if m.client_streaming or m.server_streaming
 ], "ChatGateway has a streaming method: extend GatewayInterceptor._guard first"
-MAX_MESSAGE_BYTES = 64 * 1024
 
 
 class GrpcEdge:
@@ -59,28 +59,30 @@ class GrpcEdge:
 
 def build_grpc_edge(
     service: ChatService,
-    grants: tuple[ServiceGrant, ...],
-    addr: str,
+    settings: EdgeSettings,
     *,
-    observer: RpcObserver,
-    credentials: grpc.ServerCredentials | None = None,
-    max_message_bytes: int = MAX_MESSAGE_BYTES,
-    reuse_port: bool = False,
+    telemetry: RpcTelemetry,
+    admission: Admission,
 ) -> GrpcEdge:
-    """Create the server with every service registered and bind ``addr`` (port 0: any).
+    """Create the server with every service registered and bind ``settings.grpc_addr``
+    (port 0: any).
 
-    Every ChatGateway call passes :class:`GatewayInterceptor` (auth with ``grants``, then
-    ``observer``'s admission, metrics and access log, and error mapping); with
-    ``credentials`` the port speaks TLS.
+    Every ChatGateway call passes :class:`GatewayInterceptor` (admission, metrics, access
+    log, error mapping) and then :class:`ServiceKeyInterceptor` (service keys and grants);
+    with ``CHAT_GATEWAY_TLS_*`` files the port speaks TLS.
     """
+    max_message_bytes = settings.max_message_bytes
     server = grpc.aio.server(
-        interceptors=[GatewayInterceptor(ServiceAuthorizer(grants), observer)],
+        interceptors=[
+            GatewayInterceptor(admission, telemetry),
+            ServiceKeyInterceptor(ServiceAuthorizer(settings.services)),
+        ],
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
             # Off unless several workers share the port: otherwise a second gateway on
             # the same port would start silently instead of failing.
-            ("grpc.so_reuseport", 1 if reuse_port else 0),
+            ("grpc.so_reuseport", 1 if settings.reuse_port else 0),
         ],
     )
     pb_grpc.add_ChatGatewayServicer_to_server(ChatGatewayServicer(service), server)
@@ -89,6 +91,8 @@ def build_grpc_edge(
     reflection.enable_server_reflection(
         (GATEWAY_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
+    addr = settings.grpc_addr
+    credentials = server_credentials(settings)
     if credentials is not None:
         port = server.add_secure_port(addr, credentials)
     else:
@@ -98,7 +102,7 @@ def build_grpc_edge(
     return GrpcEdge(server, health_servicer, port)
 
 
-def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+def server_credentials(settings: EdgeSettings) -> grpc.ServerCredentials | None:
     """TLS credentials from ``CHAT_GATEWAY_TLS_*`` files; client certificates are required
     (mTLS) when a client CA is configured. ``None``: plaintext."""
     if not settings.tls_cert_file or not settings.tls_key_file:

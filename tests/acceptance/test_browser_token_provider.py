@@ -30,9 +30,9 @@ import jwt
 import pytest
 from aiohttp import web
 
+from gateway.app import Gateway
 from gateway.config import DEV_STREAM_API_SECRET
 from gateway.domain import Participant
-from gateway.main import build_gateway
 from tests.bridge.conftest import BUYER, SELLER, session_jwt
 from tests.conftest import SettingsFactory
 
@@ -292,7 +292,7 @@ async def test_token_provider_refreshes_and_cors_blocks_other_origins(
     app_runner, app_port = await _static_site(app_page, session)
     evil_runner, evil_port = await _static_site(evil_page, session)
     app_origin, evil_origin = f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{evil_port}"
-    gateway = await build_gateway(make_settings(cors_origins=(app_origin,)))
+    gateway = Gateway(make_settings(cors_origins=(app_origin,)))
     await gateway.start()
     try:
         bridge = f"http://127.0.0.1:{gateway.http_port}"

@@ -15,9 +15,9 @@ import aiohttp
 import jwt
 import pytest
 
+from gateway.app import Gateway
 from gateway.config import DEV_SESSION_SECRET
 from gateway.domain import Participant
-from gateway.main import Gateway, build_gateway
 from tests.conftest import SettingsFactory
 
 TOKEN_PATH = "/api/chat/stream/token"
@@ -116,7 +116,7 @@ async def make_gateway(make_settings: SettingsFactory) -> AsyncIterator[GatewayF
     async with AsyncExitStack() as stack:
 
         async def factory(env: dict[str, str] | None = None, **overrides: Any) -> Gateway:
-            gw = await build_gateway(make_settings(env, **overrides))
+            gw = Gateway(make_settings(env, **overrides))
             await gw.start()
             stack.push_async_callback(gw.stop, 1.0)
             return gw

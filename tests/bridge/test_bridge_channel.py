@@ -11,10 +11,12 @@ from typing import Any
 import aiohttp
 import pytest
 
+from gateway.admission import Admission
+from gateway.app import Gateway
 from gateway.bridge import BridgeEdge, build_bridge_app
 from gateway.chat import ChatBackendError
 from gateway.domain import OrderChannel, Participant, UnavailableError
-from gateway.main import Gateway
+from gateway.metrics import GatewayMetrics
 from gateway.registry import ClaimedOrder, OrderRegistry, PendingStats
 from gateway.service import ChatService
 from gateway.sync import ChannelSync, SyncPolicy
@@ -189,10 +191,16 @@ async def _serve(
         signer=StreamTokenSigner(api_key="k", api_secret="s" * 32),
         inline_sync_budget_s=0.2,
     )
-    settings = gateway.settings.with_overrides(http_addr="127.0.0.1:0")
-    edge = BridgeEdge(
-        build_bridge_app(service=service, registry=registry, settings=settings), "127.0.0.1:0"
+    settings = gateway.settings
+    app = build_bridge_app(
+        service=service,
+        registry=registry,
+        settings=settings.bridge,
+        tokens=settings.tokens,
+        metrics=GatewayMetrics(),
+        admission=Admission(max_concurrent_rpcs=10),
     )
+    edge = BridgeEdge(app, "127.0.0.1:0")
     await edge.start()
     try:
         yield f"http://127.0.0.1:{edge.port}", service

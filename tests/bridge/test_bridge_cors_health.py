@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from gateway.main import Gateway, build_gateway
+from gateway.app import Gateway
 from tests.bridge.conftest import (
     BUYER,
     CHANNEL_PATH,
@@ -127,7 +127,7 @@ async def test_healthz_and_readyz(http: aiohttp.ClientSession, bridge_url: str) 
 async def test_readyz_is_503_once_stopping(
     http: aiohttp.ClientSession, make_settings: SettingsFactory
 ) -> None:
-    gw = await build_gateway(make_settings())
+    gw = Gateway(make_settings())
     await gw.start()
     try:
         base = f"http://127.0.0.1:{gw.http_port}"
@@ -145,7 +145,7 @@ async def test_readyz_is_503_once_stopping(
 
 
 async def test_http_port_is_the_bound_one(gateway: Gateway) -> None:
-    assert gateway.settings.http_addr.endswith(":0")
+    assert gateway.settings.edge.http_addr.endswith(":0")
     assert 0 < gateway.http_port < 65536
     assert gateway.http_port != gateway.grpc_port
 

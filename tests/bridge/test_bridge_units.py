@@ -66,9 +66,15 @@ def test_rate_limit_settings_from_env() -> None:
     settings = load_settings(
         {"CHAT_GATEWAY_TOKEN_RATE_LIMIT": "12.5", "CHAT_GATEWAY_TOKEN_RATE_BURST": "4"}, dev=True
     )
-    assert (settings.token_rate_limit_per_min, settings.token_rate_limit_burst) == (12.5, 4)
+    assert (settings.bridge.token_rate_limit_per_min, settings.bridge.token_rate_limit_burst) == (
+        12.5,
+        4,
+    )
     defaults = load_settings({}, dev=True)
-    assert (defaults.token_rate_limit_per_min, defaults.token_rate_limit_burst) == (30.0, 10)
+    assert (defaults.bridge.token_rate_limit_per_min, defaults.bridge.token_rate_limit_burst) == (
+        30.0,
+        10,
+    )
     for env in ({"CHAT_GATEWAY_TOKEN_RATE_LIMIT": "0"}, {"CHAT_GATEWAY_TOKEN_RATE_BURST": "0"}):
         with pytest.raises(ConfigError, match="RATE"):
             load_settings(env, dev=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.main import Gateway, build_gateway
+from gateway.app import Gateway
 from tests.conftest import SettingsFactory
 from tests.hardening.pki import Pki, make_pki
 
@@ -26,7 +26,7 @@ async def mtls_gateway(make_settings: SettingsFactory, pki: Pki) -> AsyncIterato
         tls_key_file=str(pki.server_key),
         tls_client_ca_file=str(pki.ca),
     )
-    gw = await build_gateway(settings)
+    gw = Gateway(settings)
     await gw.start()
     try:
         yield gw

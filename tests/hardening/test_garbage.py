@@ -13,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tradetrust.chat.v1 import chat_gateway_pb2 as pb
 from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
 
-from gateway.main import Gateway
+from gateway.app import Gateway
 from tests.conftest import ORDER_SERVICE, WEB_BACKEND
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from gateway.app import Gateway
 from gateway.healthcheck import check
-from gateway.main import Gateway
 from tests.hardening.pki import Pki
 
 

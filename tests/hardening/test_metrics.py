@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tradetrust.chat.v1 import chat_gateway_pb2 as pb
 from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
 
-from gateway.main import Gateway, build_gateway
+from gateway.app import Gateway
 from tests.bridge.conftest import session_jwt
 from tests.conftest import ORDER_SERVICE, WEB_BACKEND, SettingsFactory
 from tests.hardening.test_drain import ensure_request
@@ -23,7 +23,7 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 @pytest.fixture
 async def gw(make_settings: SettingsFactory, stream_env: dict[str, str]) -> AsyncIterator[Gateway]:
-    gateway = await build_gateway(make_settings(env=stream_env))
+    gateway = Gateway(make_settings(env=stream_env))
     await gateway.start()
     try:
         yield gateway
@@ -181,10 +181,6 @@ async def test_metrics_count_the_scenario(gw: Gateway, stream_double: StreamDoub
 async def test_each_gateway_has_its_own_registry(
     make_settings: SettingsFactory, gw: Gateway
 ) -> None:
-    other = await build_gateway(make_settings(database_url="sqlite:///:memory:"))
-    try:
-        gw.metrics.observe_rpc(M + "IssueToken", "OK", 0.001)
-        assert b"IssueToken" not in other.metrics.render()
-    finally:
-        await other.registry.close()
-        await other.backend.close()
+    other = Gateway(make_settings(database_url="sqlite:///:memory:"))
+    gw.metrics.observe_rpc(M + "IssueToken", "OK", 0.001)
+    assert b"IssueToken" not in other.metrics.render()

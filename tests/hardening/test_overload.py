@@ -19,7 +19,7 @@ from grpc_status import rpc_status
 from tradetrust.chat.v1 import chat_gateway_pb2 as pb
 from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
 
-from gateway.main import Gateway, build_gateway
+from gateway.app import Gateway
 from tests.conftest import ORDER_SERVICE, WEB_BACKEND, SettingsFactory
 from tests.hardening.test_drain import ensure_request, wait_for
 from tests.stream_double import StreamDouble
@@ -39,7 +39,7 @@ async def capped(
             "CHAT_GATEWAY_MAX_CONCURRENT_RPCS": str(CAP),
         }
     )
-    gw = await build_gateway(settings)
+    gw = Gateway(settings)
     await gw.start()
     try:
         yield gw

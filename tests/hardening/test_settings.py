@@ -18,11 +18,19 @@ PROD = {
 
 def test_defaults() -> None:
     s = load_settings(PROD)
-    assert (s.log_format, s.access_log, s.shutdown_grace_s) == ("json", True, 15.0)
-    assert (s.max_concurrent_rpcs, s.max_message_bytes, s.metrics_refresh_s) == (1000, 65536, 5.0)
-    assert s.tls_cert_file is None and s.http_tls_cert_file is None
-    assert s.event_loop == "uvloop"
-    assert load_settings({}, dev=True).log_format == "text"
+    assert (s.observability.log_format, s.observability.access_log, s.edge.shutdown_grace_s) == (
+        "json",
+        True,
+        15.0,
+    )
+    assert (
+        s.edge.max_concurrent_rpcs,
+        s.edge.max_message_bytes,
+        s.observability.metrics_refresh_s,
+    ) == (1000, 65536, 5.0)
+    assert s.edge.tls_cert_file is None and s.edge.http_tls_cert_file is None
+    assert s.edge.event_loop == "uvloop"
+    assert load_settings({}, dev=True).observability.log_format == "text"
 
 
 def test_environment_values(tmp_path: Path) -> None:
@@ -44,11 +52,24 @@ def test_environment_values(tmp_path: Path) -> None:
             "CHAT_GATEWAY_EVENT_LOOP": "asyncio",
         }
     )
-    assert (s.log_format, s.access_log, s.shutdown_grace_s) == ("text", False, 2.5)
-    assert s.event_loop == "asyncio"
-    assert (s.max_concurrent_rpcs, s.max_message_bytes, s.metrics_refresh_s) == (64, 8192, 1.0)
-    assert s.tls_client_ca_file == str(pki.ca)
-    assert load_settings({**PROD, "CHAT_GATEWAY_LOG_FORMAT": "json"}, dev=True).log_format == "json"
+    assert (s.observability.log_format, s.observability.access_log, s.edge.shutdown_grace_s) == (
+        "text",
+        False,
+        2.5,
+    )
+    assert s.edge.event_loop == "asyncio"
+    assert (
+        s.edge.max_concurrent_rpcs,
+        s.edge.max_message_bytes,
+        s.observability.metrics_refresh_s,
+    ) == (64, 8192, 1.0)
+    assert s.edge.tls_client_ca_file == str(pki.ca)
+    assert (
+        load_settings(
+            {**PROD, "CHAT_GATEWAY_LOG_FORMAT": "json"}, dev=True
+        ).observability.log_format
+        == "json"
+    )
 
 
 @pytest.mark.parametrize(

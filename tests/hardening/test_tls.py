@@ -11,7 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tradetrust.chat.v1 import chat_gateway_pb2 as pb
 from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
 
-from gateway.main import Gateway, build_gateway
+from gateway.app import Gateway
 from tests.conftest import WEB_BACKEND, SettingsFactory
 from tests.hardening.pki import Pki
 
@@ -84,7 +84,7 @@ async def test_client_that_does_not_trust_the_server_ca_gives_up(
 async def test_tls_without_client_ca_serves_clients_without_certificates(
     make_settings: SettingsFactory, pki: Pki
 ) -> None:
-    gw = await build_gateway(
+    gw = Gateway(
         make_settings(tls_cert_file=str(pki.server_cert), tls_key_file=str(pki.server_key))
     )
     await gw.start()
@@ -99,7 +99,7 @@ async def test_tls_without_client_ca_serves_clients_without_certificates(
 
 
 async def test_http_bridge_over_tls(make_settings: SettingsFactory, pki: Pki) -> None:
-    gw = await build_gateway(
+    gw = Gateway(
         make_settings(
             http_tls_cert_file=str(pki.server_cert), http_tls_key_file=str(pki.server_key)
         )

@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from gateway import healthcheck
-from gateway.main import Gateway
+from gateway.app import Gateway
 
 
 @pytest.mark.parametrize(

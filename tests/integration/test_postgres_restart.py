@@ -26,7 +26,7 @@ import pytest
 from tradetrust.chat.v1 import chat_gateway_pb2 as pb
 from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
 
-from gateway.main import build_gateway
+from gateway.app import Gateway
 from tests.conftest import ORDER_SERVICE, SettingsFactory
 from tests.pg import PostgresServer
 
@@ -54,7 +54,7 @@ async def test_database_crash_and_restart_under_load(
     settings = make_settings(
         env={"CHAT_GATEWAY_DATABASE_URL": url, "CHAT_GATEWAY_DATABASE_TIMEOUT": str(DB_TIMEOUT_S)}
     )
-    gateway = await build_gateway(settings)
+    gateway = Gateway(settings)
     await gateway.start()
     created_flags: dict[str, list[bool]] = defaultdict(list)  # acknowledged orders
     attempted: set[str] = set()

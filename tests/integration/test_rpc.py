@@ -15,8 +15,8 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from tradetrust.chat.v1 import chat_gateway_pb2 as pb
 from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
 
+from gateway.app import Gateway
 from gateway.config import DEV_STREAM_API_SECRET
-from gateway.main import Gateway
 from tests.conftest import ORDER_SERVICE, WEB_BACKEND
 
 Metadata = tuple[tuple[str, str], ...]
@@ -34,7 +34,7 @@ def ensure_request(
 
 def rows(gateway: Gateway) -> list[tuple[Any, ...]]:
     """Every registry row, read straight from the SQLite file."""
-    path = gateway.settings.database_url.removeprefix("sqlite:///")
+    path = gateway.settings.registry.database_url.removeprefix("sqlite:///")
     with sqlite3.connect(path) as conn:
         return conn.execute("SELECT * FROM orders ORDER BY order_id").fetchall()
 

@@ -31,7 +31,7 @@ def _channel(order_id: str) -> OrderChannel:
 async def backend(
     make_settings: SettingsFactory, stream_env: dict[str, str]
 ) -> AsyncIterator[StreamChatBackend]:
-    backend = await StreamChatBackend.open(make_settings(env=stream_env))
+    backend = await StreamChatBackend.open(make_settings(env=stream_env).stream)
     try:
         yield backend
     finally:

@@ -16,11 +16,11 @@ import pytest
 from tradetrust.chat.v1 import chat_gateway_pb2 as pb
 from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
 
+from gateway.app import Gateway
 from gateway.channels import channel_id_for
 from gateway.chat import ChatBackendError
 from gateway.chat.stream import StreamChatBackend
 from gateway.domain import OrderChannel, Participant, SyncState
-from gateway.main import Gateway, build_gateway
 from gateway.registry.sqlite import SqliteRegistry
 from tests.conftest import ORDER_SERVICE, WEB_BACKEND, SettingsFactory
 from tests.stream_double import StreamDouble
@@ -31,10 +31,10 @@ async def stream_gateway(
     make_settings: SettingsFactory, stream_env: dict[str, str]
 ) -> AsyncIterator[Gateway]:
     settings = make_settings(env=stream_env)
-    assert settings.backend == "stream"
-    gw = await build_gateway(settings)
-    assert isinstance(gw.backend, StreamChatBackend)
+    assert settings.stream.backend == "stream"
+    gw = Gateway(settings)
     await gw.start()
+    assert isinstance(gw.backend, StreamChatBackend)
     try:
         yield gw
     finally:
@@ -226,7 +226,7 @@ async def test_wrong_secret_is_a_permanent_401(
     settings = make_settings(
         env={**stream_env, "GETSTREAM_API_SECRET": "not-the-secret-of-this-stream-app-at-all"}
     )
-    backend = await StreamChatBackend.open(settings)
+    backend = await StreamChatBackend.open(settings.stream)
     channel = OrderChannel(
         order_id="ord-8",
         channel_type="messaging",
@@ -251,7 +251,7 @@ async def test_wrong_secret_is_a_permanent_401(
 async def test_shutdown_is_bounded_while_stream_hangs(
     make_settings: SettingsFactory, stream_env: dict[str, str], stream_double: StreamDouble
 ) -> None:
-    gw = await build_gateway(make_settings(env={**stream_env, "CHAT_GATEWAY_STREAM_TIMEOUT": "30"}))
+    gw = Gateway(make_settings(env={**stream_env, "CHAT_GATEWAY_STREAM_TIMEOUT": "30"}))
     await gw.start()
     stream_double.delay_s = 60.0
     channel, _ = await gw.service.ensure_order_channel(
@@ -277,7 +277,9 @@ def _worker_waiting(double: StreamDouble) -> Callable[[], Awaitable[bool]]:
 
 
 async def _reopened_state(make_settings: SettingsFactory, order_id: str) -> SyncState | None:
-    registry = await SqliteRegistry.open(make_settings().database_url.removeprefix("sqlite:///"))
+    registry = await SqliteRegistry.open(
+        make_settings().registry.database_url.removeprefix("sqlite:///")
+    )
     try:
         channel = await registry.get(order_id)
     finally:

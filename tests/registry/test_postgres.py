@@ -12,9 +12,9 @@ import psycopg
 import pytest
 
 import tests.pg
+from gateway.app import open_registry
 from gateway.config import ConfigError
 from gateway.domain import OrderChannel, Participant, SyncState, UnavailableError
-from gateway.main import open_registry
 from gateway.registry.postgres import PostgresRegistry
 from tests.conftest import SettingsFactory
 from tests.pg import PostgresServer
@@ -115,8 +115,11 @@ async def test_composition_root_selects_postgres_for_postgres_urls(
                 "CHAT_GATEWAY_DATABASE_TIMEOUT": "1.5",
             }
         )
-        assert (settings.database_pool_size, settings.database_timeout_s) == (3, 1.5)
-        registry = await open_registry(settings)
+        assert (settings.registry.database_pool_size, settings.registry.database_timeout_s) == (
+            3,
+            1.5,
+        )
+        registry = await open_registry(settings.registry)
         try:
             assert isinstance(registry, PostgresRegistry)
             assert await registry.get("o-none") is None

@@ -25,11 +25,11 @@ PROD = {
 
 def test_dev_profile_defaults() -> None:
     s = load_settings({}, dev=True)
-    assert s.dev_profile and s.backend == "local"
-    assert s.stream_api_secret == DEV_STREAM_API_SECRET
-    assert s.grpc_addr == "127.0.0.1:50051" and s.http_addr == "127.0.0.1:8080"
-    assert s.database_url == "sqlite:///var/chat-gateway.db"
-    names = {g.name: g for g in s.services}
+    assert s.dev_profile and s.stream.backend == "local"
+    assert s.stream.stream_api_secret == DEV_STREAM_API_SECRET
+    assert s.edge.grpc_addr == "127.0.0.1:50051" and s.edge.http_addr == "127.0.0.1:8080"
+    assert s.registry.database_url == "sqlite:///var/chat-gateway.db"
+    names = {g.name: g for g in s.edge.services}
     assert (
         names["order-service"].key_sha256 == hashlib.sha256(DEV_ORDER_SERVICE_KEY.encode()).digest()
     )
@@ -41,16 +41,16 @@ def test_dev_profile_with_stream_credentials_uses_stream_backend() -> None:
         {"GETSTREAM_API_KEY": "k", "GETSTREAM_API_SECRET": "s", "STREAM_CHAT_URL": "http://x"},
         dev=True,
     )
-    assert s.backend == "stream" and s.stream_api_key == "k"
-    assert s.stream_base_url == "http://x"
-    assert {g.name for g in s.services} == {"order-service", "web-backend"}  # dev keys kept
+    assert s.stream.backend == "stream" and s.stream.stream_api_key == "k"
+    assert s.stream.stream_base_url == "http://x"
+    assert {g.name for g in s.edge.services} == {"order-service", "web-backend"}  # dev keys kept
 
 
 def test_production_gets_no_dev_value() -> None:
     s = load_settings(PROD)
-    assert not s.dev_profile and s.backend == "stream"
-    assert s.session_secret is None
-    assert [g.name for g in s.services] == ["order-service"]
+    assert not s.dev_profile and s.stream.backend == "stream"
+    assert s.bridge.session_secret is None
+    assert [g.name for g in s.edge.services] == ["order-service"]
 
 
 @pytest.mark.parametrize(
@@ -86,10 +86,10 @@ def test_toml_file_then_env(tmp_path: Path) -> None:
     s = load_settings(
         {"CHAT_GATEWAY_CONFIG": str(config), "CHAT_GATEWAY_GRPC_ADDR": "0.0.0.0:7000"}
     )
-    assert s.stream_api_key == "toml-key" and s.backend == "stream"
-    assert s.grpc_addr == "0.0.0.0:7000"  # env wins
-    assert s.cors_origins == ("https://app.tradetrust.example",)
-    assert s.services[0].methods == {"EnsureOrderChannel"}
+    assert s.stream.stream_api_key == "toml-key" and s.stream.backend == "stream"
+    assert s.edge.grpc_addr == "0.0.0.0:7000"  # env wins
+    assert s.bridge.cors_origins == ("https://app.tradetrust.example",)
+    assert s.edge.services[0].methods == {"EnsureOrderChannel"}
 
 
 def test_toml_unknown_key_is_an_error(tmp_path: Path) -> None:

@@ -24,9 +24,9 @@ from gateway.domain import (
     UnavailableError,
 )
 from gateway.metrics import GatewayMetrics
-from gateway.rpc.auth import ServiceAuthorizer
+from gateway.rpc.auth import ServiceAuthorizer, ServiceKeyInterceptor
 from gateway.rpc.interceptor import GatewayInterceptor
-from gateway.rpc.observe import RpcObserver
+from gateway.rpc.telemetry import RpcTelemetry
 
 WEB_BACKEND = (("authorization", f"Bearer {DEV_WEB_BACKEND_KEY}"),)
 
@@ -49,11 +49,12 @@ class Raising(pb_grpc.ChatGatewayServicer):
 @pytest.fixture
 async def raising() -> AsyncIterator[tuple[Raising, Any]]:
     servicer = Raising()
-    observer = RpcObserver(
-        admission=Admission(max_concurrent_rpcs=10), metrics=GatewayMetrics(), access_log=False
-    )
+    telemetry = RpcTelemetry(metrics=GatewayMetrics(), access_log=False)
     server = grpc.aio.server(
-        interceptors=[GatewayInterceptor(ServiceAuthorizer(dev_services()), observer)]
+        interceptors=[
+            GatewayInterceptor(Admission(max_concurrent_rpcs=10), telemetry),
+            ServiceKeyInterceptor(ServiceAuthorizer(dev_services())),
+        ]
     )
     pb_grpc.add_ChatGatewayServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")

@@ -17,7 +17,7 @@ from gateway.bridge.observe import METRICS_PATH, metrics_handler
 from gateway.bridge.openapi import openapi_document
 from gateway.bridge.ratelimit import TokenBucketLimiter
 from gateway.bridge.session import SessionVerifier
-from gateway.config import Settings
+from gateway.config import BridgeSettings, EdgeSettings, Settings, TokenSettings
 from gateway.metrics import GatewayMetrics
 from gateway.registry import OrderRegistry
 from gateway.service import ChatService
@@ -34,25 +34,22 @@ def build_bridge_app(
     *,
     service: ChatService,
     registry: OrderRegistry,
-    settings: Settings,
+    settings: BridgeSettings,
+    tokens: TokenSettings,
+    metrics: GatewayMetrics,
+    admission: Admission,
+    access_log: bool = True,
     verifier: SessionVerifier | None = None,
     limiter: TokenBucketLimiter | None = None,
     readiness: Readiness | None = None,
-    metrics: GatewayMetrics | None = None,
-    admission: Admission | None = None,
 ) -> web.Application:
     """The bridge application on the given service layer (collaborators overridable).
 
-    Every request is measured into ``metrics`` (and logged, per ``settings.access_log``)
-    and refused while ``admission`` drains; with ``metrics`` given, ``/metrics`` serves them.
+    Every request is measured into ``metrics`` (and logged when ``access_log``), refused
+    while ``admission`` drains; ``/metrics`` serves ``metrics``.
     """
     cors = CorsPolicy(settings.cors_origins)
-    edge = BridgeEdgePolicy(
-        admission=admission or Admission(max_concurrent_rpcs=settings.max_concurrent_rpcs),
-        metrics=metrics or GatewayMetrics(),
-        cors=cors,
-        access_log=settings.access_log,
-    )
+    edge = BridgeEdgePolicy(admission=admission, metrics=metrics, cors=cors, access_log=access_log)
     app = web.Application(client_max_size=handlers.MAX_BODY_BYTES)
     app[CONTEXT] = ctx = BridgeContext(
         service=service,
@@ -64,7 +61,7 @@ def build_bridge_app(
             burst=settings.token_rate_limit_burst,
         ),
         document=openapi_document(
-            cookie_name=settings.session_cookie, max_ttl_s=settings.max_token_ttl_s
+            cookie_name=settings.session_cookie, max_ttl_s=tokens.max_token_ttl_s
         ),
         readiness=readiness or Readiness(),
     )
@@ -85,8 +82,7 @@ def build_bridge_app(
     edge.route(app, OPENAPI_PATH, {"GET": partial(handlers.openapi, ctx)}, head=True)
     edge.route(app, "/healthz", {"GET": handlers.healthz}, head=True)
     edge.route(app, "/readyz", {"GET": partial(handlers.readyz, ctx)}, head=True)
-    if metrics is not None:
-        edge.route(app, METRICS_PATH, {"GET": metrics_handler(metrics)}, head=True)
+    edge.route(app, METRICS_PATH, {"GET": metrics_handler(metrics)}, head=True)
     edge.catch_all(app)
     return app
 
@@ -160,24 +156,30 @@ def build_bridge_edge(
     registry: OrderRegistry,
     settings: Settings,
     *,
-    metrics: GatewayMetrics | None = None,
-    admission: Admission | None = None,
+    metrics: GatewayMetrics,
+    admission: Admission,
 ) -> BridgeEdge:
-    """The bridge for ``settings.http_addr`` (port 0: any free port), not started yet;
+    """The bridge for ``CHAT_GATEWAY_HTTP_ADDR`` (port 0: any free port), not started yet;
     HTTPS when ``CHAT_GATEWAY_HTTP_TLS_CERT_FILE`` is set."""
     app = build_bridge_app(
-        service=service, registry=registry, settings=settings, metrics=metrics, admission=admission
+        service=service,
+        registry=registry,
+        settings=settings.bridge,
+        tokens=settings.tokens,
+        metrics=metrics,
+        admission=admission,
+        access_log=settings.observability.access_log,
     )
     return BridgeEdge(
         app,
-        settings.http_addr,
-        shutdown_timeout_s=settings.shutdown_grace_s,
-        ssl_context=server_ssl_context(settings),
-        reuse_port=settings.reuse_port,
+        settings.edge.http_addr,
+        shutdown_timeout_s=settings.edge.shutdown_grace_s,
+        ssl_context=server_ssl_context(settings.edge),
+        reuse_port=settings.edge.reuse_port,
     )
 
 
-def server_ssl_context(settings: Settings) -> ssl.SSLContext | None:
+def server_ssl_context(settings: EdgeSettings) -> ssl.SSLContext | None:
     """The bridge's TLS context from its cert/key files, or ``None`` for plain HTTP."""
     if not settings.http_tls_cert_file or not settings.http_tls_key_file:
         return None
