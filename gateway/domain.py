@@ -1,8 +1,10 @@
 """Domain model and domain errors. No gRPC, no HTTP, no I/O.
 
-Every domain error carries an :class:`ErrorCode`. That enum is the one table that maps
-a failure to its gRPC status code (by name), HTTP status and stable snake_case reason;
-the gRPC and HTTP edges read it and nothing else.
+Every domain error class declares, in its own body, its stable ``reason`` (the gRPC
+``google.rpc.ErrorInfo.reason``, part of the public contract) and its :class:`ErrorCode`,
+the one table of gRPC status, HTTP status and JSON code. The gRPC and HTTP edges, the
+OpenAPI document and the Python client's exceptions derive from (or are tested against)
+these declarations; ``tests/unit/test_error_table.py`` pins every public reason.
 """
 
 from __future__ import annotations
@@ -14,20 +16,27 @@ from typing import ClassVar
 
 
 class ErrorCode(enum.Enum):
-    """Canonical error codes (google.rpc.Code names) with their HTTP status."""
+    """The one error table: each category's gRPC status (``google.rpc.Code`` name), HTTP
+    status and the bridge's JSON ``error.code``. Every edge maps from here and nowhere else.
+    """
 
-    INVALID_ARGUMENT = ("invalid_argument", 400)
-    UNAUTHENTICATED = ("unauthenticated", 401)
-    PERMISSION_DENIED = ("permission_denied", 403)
-    NOT_FOUND = ("not_found", 404)
-    FAILED_PRECONDITION = ("failed_precondition", 409)
-    RESOURCE_EXHAUSTED = ("rate_limited", 429)
-    UNAVAILABLE = ("unavailable", 503)
-    INTERNAL = ("internal", 500)
+    INVALID_ARGUMENT = ("INVALID_ARGUMENT", 400, "invalid_argument")
+    UNAUTHENTICATED = ("UNAUTHENTICATED", 401, "unauthenticated")
+    PERMISSION_DENIED = ("PERMISSION_DENIED", 403, "permission_denied")
+    NOT_FOUND = ("NOT_FOUND", 404, "not_found")
+    FAILED_PRECONDITION = ("FAILED_PRECONDITION", 409, "failed_precondition")
+    RESOURCE_EXHAUSTED = ("RESOURCE_EXHAUSTED", 429, "rate_limited")
+    UNAVAILABLE = ("UNAVAILABLE", 503, "unavailable")
+    INTERNAL = ("INTERNAL", 500, "internal")
+    # HTTP only: the bridge's own request handling; never a gRPC status.
+    METHOD_NOT_ALLOWED = (None, 405, "method_not_allowed")
+    PAYLOAD_TOO_LARGE = (None, 413, "payload_too_large")
+    UNSUPPORTED_MEDIA_TYPE = (None, 415, "unsupported_media_type")
 
-    def __init__(self, reason: str, http_status: int) -> None:
-        self.reason = reason
+    def __init__(self, grpc_status: str | None, http_status: int, json_code: str) -> None:
+        self.grpc_status = grpc_status
         self.http_status = http_status
+        self.json_code = json_code
 
 
 class Role(enum.Enum):
@@ -122,6 +131,7 @@ class GatewayError(Exception):
     """Root of every error the gateway reports to a caller."""
 
     code: ClassVar[ErrorCode] = ErrorCode.INTERNAL
+    reason: ClassVar[str] = "INTERNAL"
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -132,17 +142,19 @@ class InvalidArgumentError(GatewayError):
     """A request field is invalid. ``field`` is its proto field path."""
 
     code = ErrorCode.INVALID_ARGUMENT
+    reason = "INVALID_ARGUMENT"
 
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
+    def __init__(self, field: str, description: str) -> None:
+        super().__init__(f"{field}: {description}")
         self.field = field
-        self.reason = reason
+        self.description = description
 
 
 class OrderNotFoundError(GatewayError):
     """No channel is recorded for the order."""
 
     code = ErrorCode.NOT_FOUND
+    reason = "ORDER_NOT_FOUND"
 
     def __init__(self, order_id: str) -> None:
         super().__init__(f"order {order_id!r} has no chat channel")
@@ -153,6 +165,7 @@ class ParticipantConflictError(GatewayError):
     """The order exists with other participants; nothing was changed."""
 
     code = ErrorCode.FAILED_PRECONDITION
+    reason = "PARTICIPANT_CONFLICT"
 
     def __init__(self, order_id: str) -> None:
         super().__init__(
@@ -165,16 +178,20 @@ class UnauthenticatedError(GatewayError):
     """The caller did not prove who it is (no or unknown key, bad session)."""
 
     code = ErrorCode.UNAUTHENTICATED
+    reason = "UNAUTHENTICATED"
 
 
 class PermissionDeniedError(GatewayError):
     """The caller is known but may not do this."""
 
     code = ErrorCode.PERMISSION_DENIED
+    reason = "PERMISSION_DENIED"
 
 
 class NotParticipantError(PermissionDeniedError):
     """The user is not the order's buyer or seller (HTTP bridge only)."""
+
+    reason = "NOT_PARTICIPANT"
 
     def __init__(self, order_id: str) -> None:
         super().__init__(f"not a participant of order {order_id!r}")
@@ -185,12 +202,14 @@ class UnavailableError(GatewayError):
     """A dependency (registry, Stream) cannot be reached right now; retry later."""
 
     code = ErrorCode.UNAVAILABLE
+    reason = "UNAVAILABLE"
 
 
 class RateLimitedError(GatewayError):
     """The caller is over its rate limit."""
 
     code = ErrorCode.RESOURCE_EXHAUSTED
+    reason = "RATE_LIMITED"
 
     def __init__(self, message: str, retry_after_s: float) -> None:
         super().__init__(message)
@@ -201,3 +220,12 @@ class OverloadedError(GatewayError):
     """The gateway is at its limit of concurrent requests; retry shortly (or elsewhere)."""
 
     code = ErrorCode.RESOURCE_EXHAUSTED
+    reason = "OVERLOADED"
+
+
+def error_classes() -> tuple[type[GatewayError], ...]:
+    """Every domain error class, :class:`GatewayError` first (the error table's rows)."""
+    found: list[type[GatewayError]] = [GatewayError]
+    for cls in found:
+        found.extend(cls.__subclasses__())
+    return tuple(found)

@@ -20,6 +20,8 @@ from gateway.config import (
 from tests.pg import pg_private, pg_server, pg_url  # noqa: F401  (throwaway PostgreSQL fixtures)
 from tests.stream_double.fixtures import stream_double, stream_env  # noqa: F401  (fixtures)
 
+pytest_plugins = ["tests.helpers.raising"]
+
 ORDER_SERVICE = (("authorization", f"Bearer {DEV_ORDER_SERVICE_KEY}"),)
 WEB_BACKEND = (("authorization", f"Bearer {DEV_WEB_BACKEND_KEY}"),)
 

@@ -1,8 +1,8 @@
 """The bridge's error mapping: every failure becomes ``{"error": {code, message}}``.
 
-Domain errors map through :class:`gateway.domain.ErrorCode` (its ``reason`` and
+Domain errors map through :class:`gateway.domain.ErrorCode` (its ``json_code`` and
 ``http_status``); aiohttp's own HTTP errors (no route, wrong method, body too large, …)
-map by status to the bridge-only codes. Anything else is logged and reported as
+map by status through the same table. Anything else is logged and reported as
 ``internal`` without detail.
 """
 
@@ -20,18 +20,8 @@ logger = logging.getLogger(__name__)
 ERROR_REASON = web.RequestKey("error_reason", str)
 """Request key under which a failed request's reason is left for the access line."""
 
-_HTTP_CODES: dict[int, str] = {
-    400: "invalid_argument",
-    401: "unauthenticated",
-    403: "permission_denied",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    429: "rate_limited",
-    503: "unavailable",
-}
-"""aiohttp HTTP errors -> contract codes (the bridge-only ones are 405, 413 and 415)."""
+_HTTP_CODES: dict[int, str] = {code.http_status: code.json_code for code in ErrorCode}
+"""HTTP status -> the contract's JSON code, from the one table."""
 
 
 def error_response(
@@ -53,8 +43,8 @@ def _from_domain(error: GatewayError) -> web.Response:
     if code is ErrorCode.UNAUTHENTICATED:
         headers["WWW-Authenticate"] = 'Bearer realm="tradetrust-chat"'
     if code is ErrorCode.INTERNAL:
-        return error_response(500, code.reason, "internal error")
-    return error_response(code.http_status, code.reason, error.message, headers)
+        return error_response(500, code.json_code, "internal error")
+    return error_response(code.http_status, code.json_code, error.message, headers)
 
 
 def _from_http(exc: web.HTTPException) -> web.Response:
@@ -92,7 +82,7 @@ def response_for(request: web.Request, exc: Exception) -> web.Response:
             "http failed method=%s path=%s code=%s reason=%s",
             request.method,
             request.path,
-            exc.code.reason,
+            exc.code.json_code,
             exc.message,
         )
         return _from_domain(exc)

@@ -117,7 +117,7 @@ def token_json(issued: IssuedToken) -> str:
 
 def _renamed(error: InvalidArgumentError) -> InvalidArgumentError:
     name = _FIELD_NAMES.get(error.field)
-    return InvalidArgumentError(name, error.reason) if name else error
+    return InvalidArgumentError(name, error.description) if name else error
 
 
 def _authenticate(ctx: BridgeContext, request: web.Request) -> str:

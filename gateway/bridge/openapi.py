@@ -9,21 +9,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from gateway.domain import ErrorCode
 from gateway.validation import MAX_ID_LENGTH
 
-ERROR_CODES = [
-    "invalid_argument",
-    "unauthenticated",
-    "permission_denied",
-    "not_found",
-    "failed_precondition",
-    "method_not_allowed",
-    "payload_too_large",
-    "unsupported_media_type",
-    "rate_limited",
-    "unavailable",
-    "internal",
-]
+ERROR_CODES = [code.json_code for code in ErrorCode]
+"""Every ``error.code`` the bridge can answer, from the one error table."""
 
 _JSON = "application/json"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any, NoReturn
 
 import grpc
@@ -21,19 +20,15 @@ ERROR_DOMAIN = "chat.tradetrust.com"
 
 def status_for(error: GatewayError) -> status_pb2.Status:
     """The rich ``google.rpc.Status`` for a domain error (AIP-193: ErrorInfo first)."""
-    code: ErrorCode = error.code
-    status = status_pb2.Status(code=grpc.StatusCode[code.name].value[0], message=error.message)
-    info = error_details_pb2.ErrorInfo(
-        reason=_upper_snake(type(error).__name__.removesuffix("Error")) or code.name,
-        domain=ERROR_DOMAIN,
-    )
+    status = status_pb2.Status(code=grpc_code(error.code).value[0], message=error.message)
+    info = error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN)
     details: list[Any] = [info]
     if isinstance(error, InvalidArgumentError):
         details.append(
             error_details_pb2.BadRequest(
                 field_violations=[
                     error_details_pb2.BadRequest.FieldViolation(
-                        field=error.field, description=error.reason
+                        field=error.field, description=error.description
                     )
                 ]
             )
@@ -49,8 +44,10 @@ def status_for(error: GatewayError) -> status_pb2.Status:
     return status
 
 
-def _upper_snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).upper()
+def grpc_code(code: ErrorCode) -> grpc.StatusCode:
+    """The gRPC status of an error category (HTTP-only categories are INTERNAL here:
+    domain errors never carry them)."""
+    return grpc.StatusCode[code.grpc_status or "INTERNAL"]
 
 
 async def abort_with(
@@ -65,7 +62,7 @@ async def abort_with(
         level,
         "rpc failed method=%s code=%s service=%s reason=%s",
         method_name,
-        error.code.name,
+        grpc_code(error.code).name,
         logs.current_service(),
         error.message,
     )

@@ -29,7 +29,7 @@ from gateway import logs
 from gateway.admission import Admission
 from gateway.domain import ErrorCode, GatewayError
 from gateway.rpc.auth import GATEWAY_PREFIX, is_open
-from gateway.rpc.errors import abort_internal, abort_with
+from gateway.rpc.errors import abort_internal, abort_with, grpc_code
 from gateway.rpc.telemetry import RpcTelemetry
 
 _Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
@@ -87,7 +87,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
                 code = "OK"
                 return response
             except GatewayError as error:
-                code = error.code.name
+                code = grpc_code(error.code).name
                 # INTERNAL details stay out of the access line (the error log has them).
                 reason = "" if error.code is ErrorCode.INTERNAL else error.message
                 await abort_with(context, error, method_name)

@@ -89,4 +89,4 @@ def test_openapi_document_is_valid_and_uses_the_contract_codes() -> None:
     assert openapi_document()["components"]["securitySchemes"]["sessionCookie"]["name"] == (
         "tt_session"
     )
-    assert {c.reason for c in ErrorCode} <= set(ERROR_CODES)
+    assert {c.json_code for c in ErrorCode} == set(ERROR_CODES)

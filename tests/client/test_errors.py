@@ -13,34 +13,28 @@ from tradetrust.chat.client import (
     ChatGatewayError,
     ClientOptions,
     ConflictError,
-    DeadlineExceededError,
     FieldViolation,
     InvalidArgumentError,
     NotFoundError,
     PermissionDeniedError,
+    Reason,
     Role,
     UnauthenticatedError,
     UnavailableError,
+    error_class,
     from_rpc_error,
 )
 from tradetrust.chat.client._status import STATUS_DETAILS_KEY, status_details_bytes
 
+from gateway import domain
+from gateway.rpc.errors import grpc_code
 from tests.client.fakes import FakeGateway
 from tests.gateway_process import GatewayProcess
+from tests.helpers.raising import RaisingGateway
 from tests.ports import free_port
 
 ORDER_KEY = "dev-order-service-key"
 WEB_KEY = "dev-web-backend-key"
-
-EXPECTED: dict[grpc.StatusCode, type[ChatGatewayError]] = {
-    grpc.StatusCode.NOT_FOUND: NotFoundError,
-    grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
-    grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
-    grpc.StatusCode.FAILED_PRECONDITION: ConflictError,
-    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
-    grpc.StatusCode.UNAVAILABLE: UnavailableError,
-    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
-}
 
 
 def aio_error(
@@ -52,13 +46,45 @@ def aio_error(
 
 
 @pytest.mark.parametrize("code", list(grpc.StatusCode), ids=lambda c: c.name)
-def test_every_status_maps_to_its_exception(code: grpc.StatusCode) -> None:
+def test_every_status_becomes_a_chat_gateway_error(code: grpc.StatusCode) -> None:
     error = from_rpc_error(aio_error(code, "why"))
-    expected = EXPECTED.get(code, ChatGatewayError)
-    assert type(error) is expected
-    assert isinstance(error, ChatGatewayError)
+    assert isinstance(error, error_class(code)) and isinstance(error, ChatGatewayError)
     assert error.code is code and error.details == "why"
     assert str(error) == f"{code.name}: why"
+
+
+def _sample(cls: type[domain.GatewayError]) -> domain.GatewayError:
+    """An instance of a domain error class, built with plausible arguments."""
+    if issubclass(cls, domain.InvalidArgumentError):
+        return cls("buyer.user_id", "is required")
+    if issubclass(cls, domain.RateLimitedError):
+        return cls("slow down", 2.0)
+    if issubclass(cls, domain.OrderNotFoundError | domain.ParticipantConflictError):
+        return cls("ord-1")
+    if issubclass(cls, domain.NotParticipantError):
+        return cls("ord-1")
+    return cls("it failed")
+
+
+@pytest.mark.parametrize("cls", domain.error_classes(), ids=lambda c: c.__name__)
+async def test_each_gateway_error_reaches_the_client_as_its_own_exception(
+    raising_gateway: RaisingGateway, cls: type[domain.GatewayError]
+) -> None:
+    raising_gateway.error = _sample(cls)
+    async with AsyncChatGatewayClient(raising_gateway.addr, WEB_KEY) as client:
+        with pytest.raises(ChatGatewayError) as caught:
+            await client.issue_token("u")
+    error = caught.value
+    assert error.code is grpc_code(cls.code)
+    assert error.reason == cls.reason and error.reason in set(Reason)
+    if cls.code is domain.ErrorCode.INTERNAL:
+        assert type(error) is ChatGatewayError
+    else:  # every status the gateway sends has its own exception class
+        assert type(error) is not ChatGatewayError and type(error) is error_class(error.code)
+
+
+def test_client_reasons_are_the_gateways() -> None:
+    assert {r.value for r in Reason} == {cls.reason for cls in domain.error_classes()}
 
 
 def test_invalid_argument_field_comes_from_bad_request_detail() -> None:

@@ -12,8 +12,7 @@ from grpc_status import rpc_status
 from tradetrust.chat.v1 import chat_gateway_pb2 as pb
 from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
 
-from gateway.admission import Admission
-from gateway.config import DEV_WEB_BACKEND_KEY, dev_services
+from gateway.config import DEV_WEB_BACKEND_KEY
 from gateway.domain import (
     GatewayError,
     InvalidArgumentError,
@@ -23,45 +22,15 @@ from gateway.domain import (
     RateLimitedError,
     UnavailableError,
 )
-from gateway.metrics import GatewayMetrics
-from gateway.rpc.auth import ServiceAuthorizer, ServiceKeyInterceptor
-from gateway.rpc.interceptor import GatewayInterceptor
-from gateway.rpc.telemetry import RpcTelemetry
+from tests.helpers.raising import RaisingGateway
 
 WEB_BACKEND = (("authorization", f"Bearer {DEV_WEB_BACKEND_KEY}"),)
 
 
-class Raising(pb_grpc.ChatGatewayServicer):
-    """Every method raises whatever the test put in ``error``."""
-
-    error: BaseException = RuntimeError("unset")
-
-    async def IssueToken(self, request: Any, context: Any) -> Any:  # noqa: N802
-        raise self.error
-
-    async def EnsureOrderChannel(self, request: Any, context: Any) -> Any:  # noqa: N802
-        raise self.error
-
-    async def AuthorizeParticipant(self, request: Any, context: Any) -> Any:  # noqa: N802
-        raise self.error
-
-
 @pytest.fixture
-async def raising() -> AsyncIterator[tuple[Raising, Any]]:
-    servicer = Raising()
-    telemetry = RpcTelemetry(metrics=GatewayMetrics(), access_log=False)
-    server = grpc.aio.server(
-        interceptors=[
-            GatewayInterceptor(Admission(max_concurrent_rpcs=10), telemetry),
-            ServiceKeyInterceptor(ServiceAuthorizer(dev_services())),
-        ]
-    )
-    pb_grpc.add_ChatGatewayServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        yield servicer, pb_grpc.ChatGatewayStub(channel)
-    await server.stop(None)
+async def raising(raising_gateway: RaisingGateway) -> AsyncIterator[tuple[RaisingGateway, Any]]:
+    async with grpc.aio.insecure_channel(raising_gateway.addr) as channel:
+        yield raising_gateway, pb_grpc.ChatGatewayStub(channel)
 
 
 @pytest.mark.parametrize(
@@ -77,7 +46,7 @@ async def raising() -> AsyncIterator[tuple[Raising, Any]]:
     ],
 )
 async def test_domain_error_maps_to_status(
-    raising: tuple[Raising, Any], error: GatewayError, code: grpc.StatusCode
+    raising: tuple[RaisingGateway, Any], error: GatewayError, code: grpc.StatusCode
 ) -> None:
     servicer, stub = raising
     servicer.error = error
@@ -96,7 +65,9 @@ async def test_domain_error_maps_to_status(
         assert bad.field_violations[0].field == "buyer.user_id"
 
 
-async def test_unknown_exception_is_internal_and_not_leaked(raising: tuple[Raising, Any]) -> None:
+async def test_unknown_exception_is_internal_and_not_leaked(
+    raising: tuple[RaisingGateway, Any],
+) -> None:
     servicer, stub = raising
     secret = "stack-detail-that-must-not-leak"
     servicer.error = RuntimeError(secret)

@@ -19,8 +19,11 @@ from tradetrust.chat.client._errors import (
     InvalidArgumentError,
     NotFoundError,
     PermissionDeniedError,
+    Reason,
+    ResourceExhaustedError,
     UnauthenticatedError,
     UnavailableError,
+    error_class,
     from_rpc_error,
 )
 from tradetrust.chat.client._models import (
@@ -61,6 +64,8 @@ __all__ = [
     "OrderChannel",
     "Participant",
     "PermissionDeniedError",
+    "Reason",
+    "ResourceExhaustedError",
     "RetryPolicy",
     "Role",
     "SyncState",
@@ -68,5 +73,6 @@ __all__ = [
     "TokenCache",
     "UnauthenticatedError",
     "UnavailableError",
+    "error_class",
     "from_rpc_error",
 ]

@@ -3,6 +3,7 @@ callers branch on."""
 
 from __future__ import annotations
 
+import enum
 import re
 from typing import Any
 
@@ -12,6 +13,25 @@ from tradetrust.chat.client._status import FieldViolation, RichStatus, parse_sta
 
 # "field: reason", as the gateway words INVALID_ARGUMENT messages.
 _FIELD_PREFIX = re.compile(r"^([A-Za-z_][A-Za-z0-9_.\[\]]*): ")
+
+
+class Reason(enum.StrEnum):
+    """Every ``google.rpc.ErrorInfo.reason`` the gateway sends (:attr:`ChatGatewayError.reason`).
+
+    Part of the gateway's contract: the gateway's test suite checks this list against the
+    gateway's own error table.
+    """
+
+    INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    ORDER_NOT_FOUND = "ORDER_NOT_FOUND"
+    PARTICIPANT_CONFLICT = "PARTICIPANT_CONFLICT"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+    NOT_PARTICIPANT = "NOT_PARTICIPANT"
+    UNAVAILABLE = "UNAVAILABLE"
+    RATE_LIMITED = "RATE_LIMITED"
+    OVERLOADED = "OVERLOADED"
+    INTERNAL = "INTERNAL"
 
 
 class ChatGatewayError(Exception):
@@ -74,6 +94,11 @@ class UnavailableError(ChatGatewayError):
     """``UNAVAILABLE``: the gateway (or its registry) could not be reached, after retries."""
 
 
+class ResourceExhaustedError(ChatGatewayError):
+    """``RESOURCE_EXHAUSTED``: the gateway is at its limit of concurrent calls
+    (reason ``OVERLOADED``); retry shortly, ideally on another replica."""
+
+
 class DeadlineExceededError(ChatGatewayError):
     """``DEADLINE_EXCEEDED``: no answer within the call's deadline. For EnsureOrderChannel
     the order may or may not be recorded; repeating the call is safe."""
@@ -87,6 +112,7 @@ _BY_CODE: dict[grpc.StatusCode, type[ChatGatewayError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
     grpc.StatusCode.UNAVAILABLE: UnavailableError,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhaustedError,
 }
 
 
