@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("--workers must be at least 1\n")
         return 2
     if args.workers > 1:
-        from gateway.workers import run_workers
+        from gateway.supervisor import run_workers
 
         return run_workers(settings, args.workers, dev=args.dev)
     from gateway.app import serve

@@ -26,6 +26,7 @@ from gateway.chat.readiness import log_stream_readiness
 from gateway.chat.stream import StreamChatBackend
 from gateway.config import ConfigError, RegistrySettings, Settings, StreamSettings
 from gateway.metrics import GatewayMetrics
+from gateway.outbox import ChannelSync, SyncPolicy
 from gateway.registry import OrderRegistry
 from gateway.registry.cache import SyncedOrderCache
 from gateway.registry.postgres import PostgresRegistry
@@ -33,7 +34,6 @@ from gateway.registry.sqlite import SqliteRegistry
 from gateway.rpc.server import GrpcEdge, build_grpc_edge
 from gateway.rpc.telemetry import RpcTelemetry
 from gateway.service import ChatService, TokenPolicy
-from gateway.sync import ChannelSync, SyncPolicy
 from gateway.tokens import StreamTokenSigner, utc_now
 
 logger = logging.getLogger(__name__)

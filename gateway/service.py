@@ -19,8 +19,8 @@ from gateway.domain import (
     Role,
     SyncState,
 )
+from gateway.outbox import ChannelSync
 from gateway.registry import OrderRegistry
-from gateway.sync import ChannelSync
 from gateway.tokens import Clock, StreamTokenSigner, utc_now
 
 

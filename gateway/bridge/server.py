@@ -11,10 +11,10 @@ from aiohttp import web
 from gateway.admission import Admission
 from gateway.bridge import handlers
 from gateway.bridge.cors import CorsPolicy
+from gateway.bridge.guard import RouteGuard
 from gateway.bridge.handlers import CONTEXT, BridgeContext, Readiness
-from gateway.bridge.middleware import BridgeEdgePolicy
-from gateway.bridge.observe import METRICS_PATH, metrics_handler
 from gateway.bridge.openapi import openapi_document
+from gateway.bridge.probes import METRICS_PATH, metrics_handler
 from gateway.bridge.ratelimit import TokenBucketLimiter
 from gateway.bridge.session import SessionVerifier
 from gateway.config import BridgeSettings, EdgeSettings, Settings, TokenSettings
@@ -49,7 +49,7 @@ def build_bridge_app(
     while ``admission`` drains; ``/metrics`` serves ``metrics``.
     """
     cors = CorsPolicy(settings.cors_origins)
-    edge = BridgeEdgePolicy(admission=admission, metrics=metrics, cors=cors, access_log=access_log)
+    edge = RouteGuard(admission=admission, metrics=metrics, cors=cors, access_log=access_log)
     app = web.Application(client_max_size=handlers.MAX_BODY_BYTES)
     app[CONTEXT] = ctx = BridgeContext(
         service=service,

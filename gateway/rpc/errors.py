@@ -55,7 +55,7 @@ async def abort_with(
 ) -> NoReturn:
     """End the RPC with ``error``'s status and details (raises ``grpc.aio.AbortError``)."""
     status = rpc_status.to_status(status_for(error))
-    # The access line (gateway.rpc.observe) already records each failed RPC with its code
+    # The access line (gateway.rpc.telemetry) already records each failed RPC with its code
     # and reason at INFO; this one is for debugging only, except for INTERNAL.
     level = logging.ERROR if error.code is ErrorCode.INTERNAL else logging.DEBUG
     logger.log(

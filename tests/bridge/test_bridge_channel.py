@@ -17,9 +17,9 @@ from gateway.bridge import BridgeEdge, build_bridge_app
 from gateway.chat import ChatBackendError
 from gateway.domain import OrderChannel, Participant, UnavailableError
 from gateway.metrics import GatewayMetrics
+from gateway.outbox import ChannelSync, SyncPolicy
 from gateway.registry import ClaimedOrder, OrderRegistry, PendingStats
 from gateway.service import ChatService
-from gateway.sync import ChannelSync, SyncPolicy
 from gateway.tokens import StreamTokenSigner
 from tests.bridge.conftest import (
     BUYER,

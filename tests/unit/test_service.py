@@ -16,8 +16,8 @@ from gateway.domain import (
     Role,
     SyncState,
 )
+from gateway.outbox import ChannelSync, SyncPolicy
 from gateway.service import ChatService
-from gateway.sync import ChannelSync, SyncPolicy
 from gateway.tokens import StreamTokenSigner
 from tests.fakes import FakeChatBackend, FakeClock, FakeRegistry
 

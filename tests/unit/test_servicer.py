@@ -19,9 +19,9 @@ from google.protobuf import duration_pb2
 from tradetrust.chat.v1 import chat_gateway_pb2 as pb
 
 from gateway.domain import InvalidArgumentError
+from gateway.outbox import ChannelSync
 from gateway.rpc.servicer import ChatGatewayServicer
 from gateway.service import ChatService
-from gateway.sync import ChannelSync
 from gateway.tokens import StreamTokenSigner
 from tests.fakes import FakeChatBackend, FakeClock, FakeRegistry
 

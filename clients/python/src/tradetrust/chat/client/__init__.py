@@ -6,6 +6,7 @@
 """
 
 from tradetrust.chat.client._aio import AsyncChatGatewayClient
+from tradetrust.chat.client._blocking import ChatGatewayClient
 from tradetrust.chat.client._config import (
     ClientOptions,
     KeepaliveConfig,
@@ -36,7 +37,6 @@ from tradetrust.chat.client._models import (
     SyncState,
 )
 from tradetrust.chat.client._status import FieldViolation
-from tradetrust.chat.client._sync import ChatGatewayClient
 from tradetrust.chat.client._token_cache import (
     AsyncTokenCache,
     Clock,

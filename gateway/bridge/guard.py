@@ -1,7 +1,7 @@
 """The bridge's one wrapper around every route handler: drain refusal, error mapping, CORS
 and security headers, metrics and one access line.
 
-It wraps each handler when the routes are registered (:meth:`BridgeEdgePolicy.route`),
+It wraps each handler when the routes are registered (:meth:`RouteGuard.route`),
 instead of running as aiohttp middleware: with no middleware aiohttp calls the handler
 directly, skipping its per-request middleware chain, and the route's metric label is
 known up front. Unknown paths and methods have catch-all routes wrapped the same way, so
@@ -24,17 +24,17 @@ from gateway import logs
 from gateway.admission import Admission
 from gateway.bridge.cors import CorsPolicy
 from gateway.bridge.errors import ERROR_REASON, error_response, response_for
-from gateway.bridge.observe import PROBE_PATHS
+from gateway.bridge.probes import PROBE_PATHS
 from gateway.metrics import GatewayMetrics
 
-__all__ = ["UNMATCHED", "BridgeEdgePolicy"]
+__all__ = ["UNMATCHED", "RouteGuard"]
 
 UNMATCHED = "unmatched"
 """The route label of requests for paths the bridge does not serve."""
 _CLIENT_CLOSED = 499
 
 
-class BridgeEdgePolicy:
+class RouteGuard:
     """Registers routes with the wrapper for one gateway's admission, metrics and CORS."""
 
     def __init__(

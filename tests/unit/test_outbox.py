@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from gateway.chat import ChatBackendError
 from gateway.domain import OrderChannel, Participant, SyncState
-from gateway.sync import ChannelSync, SyncPolicy
+from gateway.outbox import ChannelSync, SyncPolicy
 from tests.fakes import FakeChatBackend, FakeClock, FakeRegistry
 
 POLICY = SyncPolicy(backoff_base_s=0.001, poll_interval_s=0.01, attempt_timeout_s=0.5)
