@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -54,7 +54,7 @@ def _members(state: dict[str, Any]) -> dict[str, str]:
     return {m["user_id"]: m["channel_role"] for m in state["members"]}
 
 
-async def _api_error(awaitable: Any) -> Any:
+async def _api_error(awaitable: Awaitable[Any]) -> Any:
     """The ``StreamAPIException`` the call raised (fails the test if it succeeded)."""
     with pytest.raises(StreamAPIException) as failure:
         await awaitable
@@ -204,15 +204,15 @@ async def test_member_changes_are_checked_before_anything_changes(
     channel = await _order_channel(client, "o-1")
     await _users(client, "agent-1")
     stored = stream_double.channels["messaging:order-o-1"]
-    bad_calls = [
-        channel.add_members([{"user_id": "agent-1", "channel_role": "channel_boss"}]),
-        channel.add_members(["nobody"]),
-        channel.assign_roles([{"user_id": "agent-1", "channel_role": "channel_moderator"}]),
-        channel.assign_roles([{"user_id": "b-o-1"}]),
+    bad_calls: list[Callable[[], Awaitable[Any]]] = [
+        lambda: channel.add_members([{"user_id": "agent-1", "channel_role": "channel_boss"}]),
+        lambda: channel.add_members(["nobody"]),
+        lambda: channel.assign_roles([{"user_id": "agent-1", "channel_role": "channel_moderator"}]),
+        lambda: channel.assign_roles([{"user_id": "b-o-1"}]),
     ]
-    for call in bad_calls:
-        error = await _api_error(call)
-        assert (error.status_code, error.error_code) == (400, 4)
+    for n, call in enumerate(bad_calls):
+        error = await _api_error(call())
+        assert (error.status_code, error.error_code) == (400, 4), n
     assert stored.members == ["b-o-1", "s-o-1"] and stored.roles == {}
 
     # A custom channel role exists once it is registered (as if made in the dashboard).
@@ -263,6 +263,19 @@ async def test_revoke_user_token_refuses_older_tokens_only(
     await client.revoke_user_token("buyer", None)  # undo
     assert stream_double.revoked_before("buyer") is None
     assert stream_double.check_user_token(older) == "buyer"
+
+
+async def test_app_wide_revocation_applies_to_every_user(
+    client: Any, stream_double: StreamDouble, fixed_clock: list[float]
+) -> None:
+    old = client.create_token("seller", iat=T0 - 10)
+    fresh = client.create_token("seller", iat=T0 - 1)
+    await client.revoke_tokens(datetime.fromtimestamp(T0 - 5, UTC))
+    assert stream_double.revoked_before("seller") is None  # not a user-level revocation
+    with pytest.raises(StreamError) as refused:
+        stream_double.check_user_token(old)
+    assert (refused.value.status, refused.value.code) == (401, 40)
+    assert stream_double.check_user_token(fresh) == "seller"
 
 
 async def test_check_user_token_time_claims_against_the_double_clock(
@@ -320,13 +333,14 @@ async def test_user_partial_update_and_its_errors(client: Any, stream_double: St
     assert stream_double.users["buyer"] == {"id": "buyer", "tier": "gold"}
 
     naive = datetime(2025, 1, 2, 3, 4, 5)  # no time zone: not RFC 3339
-    for call in (
-        client.revoke_user_token("buyer", naive),
-        client.update_user_partial({"id": "ghost", "set": {"tier": "x"}}),
-        client.update_user_partial({"id": "buyer", "set": {"id": "other"}}),
-    ):
-        error = await _api_error(call)
-        assert (error.status_code, error.error_code) == (400, 4)
+    bad_calls: list[Callable[[], Awaitable[Any]]] = [
+        lambda: client.revoke_user_token("buyer", naive),
+        lambda: client.update_user_partial({"id": "ghost", "set": {"tier": "x"}}),
+        lambda: client.update_user_partial({"id": "buyer", "set": {"id": "other"}}),
+    ]
+    for n, call in enumerate(bad_calls):
+        error = await _api_error(call())
+        assert (error.status_code, error.error_code) == (400, 4), n
     assert stream_double.revoked_before("buyer") is None
     assert "ghost" not in stream_double.users
 
@@ -438,19 +452,19 @@ async def test_query_channels_limits_and_bad_filters(
     assert len((await client.query_channels(everything))["channels"]) == 10  # default limit
     assert len((await client.query_channels(everything, limit=0))["channels"]) == 10
     assert len((await client.query_channels(everything, limit=30))["channels"]) == 13
-    bad = [
-        client.query_channels(everything, limit=31),
-        client.query_channels(everything, offset=1001),
-        client.query_channels(everything, member_limit=101),
-        client.query_channels({"order_id": {"$regex": "o-"}}),
-        client.query_channels({"frozen": {"$in": [True]}}),  # frozen takes $eq only
-        client.query_channels({"$not": [{"frozen": True}]}),
-        client.query_channels({"order_id": {"$in": "o-01"}}),
-        client.query_channels(everything, {"order_id": 1}),  # sort on an unmodelled field
+    bad: list[tuple[dict[str, Any], Any, dict[str, Any]]] = [
+        (everything, None, {"limit": 31}),
+        (everything, None, {"offset": 1001}),
+        (everything, None, {"member_limit": 101}),
+        ({"order_id": {"$regex": "o-"}}, None, {}),
+        ({"frozen": {"$in": [True]}}, None, {}),  # frozen takes $eq only
+        ({"$not": [{"frozen": True}]}, None, {}),
+        ({"order_id": {"$in": "o-01"}}, None, {}),
+        (everything, {"order_id": 1}, {}),  # sort on a field the double does not model
     ]
-    for call in bad:
-        error = await _api_error(call)
-        assert (error.status_code, error.error_code) == (400, 4)
+    for filters, sort, options in bad:
+        error = await _api_error(client.query_channels(filters, sort, **options))
+        assert (error.status_code, error.error_code) == (400, 4), (filters, sort, options)
 
 
 # -- 5. fault switches ---------------------------------------------------------------------

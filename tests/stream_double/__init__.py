@@ -268,7 +268,12 @@ class StreamDouble:
     def inject(
         self, status: int, count: int = 1, *, method: str | None = None, path: str | None = None
     ) -> None:
-        """Answer the next ``count`` requests in scope with ``status`` (e.g. 500, 503)."""
+        """Answer the next ``count`` requests in scope with ``status`` (e.g. 500, 503).
+
+        ``path`` is a call kind (``"query_channels"``) or a pattern (``"/channels/*/*"``, one
+        segment per ``*``); an unknown kind is a ``ValueError`` so a typo cannot scope a
+        failure to nothing.
+        """
         self._injected.append(Injection(status, count, self._scope(method, path)))
 
     def delay_for(self, path: str, seconds: float, *, method: str | None = None) -> None:
