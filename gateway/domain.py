@@ -92,9 +92,15 @@ class OrderChannel:
             return Role.SELLER
         return None
 
-    def same_participants(self, buyer: Participant, seller: Participant) -> bool:
-        """Whether a repeated request names the same buyer and seller (by user id)."""
-        return buyer.user_id == self.buyer.user_id and seller.user_id == self.seller.user_id
+    def require_participants(self, buyer: Participant, seller: Participant) -> None:
+        """The rule for repeated ``EnsureOrderChannel`` calls: they must name the same
+        buyer and seller (by user id) as the order was recorded with.
+
+        Raises:
+            ParticipantConflictError: another buyer or seller; nothing may change.
+        """
+        if buyer.user_id != self.buyer.user_id or seller.user_id != self.seller.user_id:
+            raise ParticipantConflictError(self.order_id)
 
 
 @dataclass(frozen=True, slots=True)

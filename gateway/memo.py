@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
+from gateway.lru import BoundedCache
+
 _Response = TypeVar("_Response")
 
 
@@ -18,17 +20,14 @@ class ResponseMemo(Generic[_Response]):
     """
 
     def __init__(self, max_entries: int = 4096) -> None:
-        self._max_entries = max_entries
         # key -> (the domain object the message was built from, the message)
-        self._entries: dict[Hashable, tuple[object, _Response]] = {}
+        self._entries: BoundedCache[Hashable, tuple[object, _Response]] = BoundedCache(max_entries)
 
     def get(self, key: Hashable, source: object, build: Callable[[], _Response]) -> _Response:
         """The message for ``source`` under ``key``, built by ``build`` if not known."""
         entry = self._entries.get(key)
         if entry is not None and entry[0] is source:
             return entry[1]
-        if len(self._entries) >= self._max_entries:
-            self._entries.clear()
         message = build()
-        self._entries[key] = (source, message)
+        self._entries.put(key, (source, message))
         return message

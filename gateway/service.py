@@ -15,7 +15,6 @@ from gateway.domain import (
     OrderChannel,
     OrderNotFoundError,
     Participant,
-    ParticipantConflictError,
     Role,
     SyncState,
 )
@@ -92,11 +91,6 @@ class ChatService:
         validation.participant(seller, "seller")
         if buyer.user_id == seller.user_id:
             raise InvalidArgumentError("seller.user_id", "must differ from buyer.user_id")
-        known = self._registry.synced(order_id)
-        if known is not None:  # the common repeat: answered from memory, nothing to write
-            if not known.same_participants(buyer, seller):
-                raise ParticipantConflictError(order_id)
-            return known, False
         budget = self._inline_budget(time_remaining_s)
         proposed = OrderChannel(
             order_id=order_id,
@@ -111,6 +105,8 @@ class ChatService:
         channel, created = await self._registry.ensure(
             proposed, claim_for=timedelta(seconds=budget + 5.0)
         )
+        if not created:
+            channel.require_participants(buyer, seller)
         if created:
             channel = await self._sync.sync_inline(channel, budget)
         if channel.sync_state is SyncState.PENDING:
@@ -122,7 +118,7 @@ class ChatService:
         """Whether ``user_id`` is the buyer or the seller of ``order_id``; registry only."""
         validation.order_id(order_id)
         validation.user_id(user_id)
-        channel = self._registry.synced(order_id) or await self._registry.get(order_id)
+        channel = await self._registry.get(order_id)
         if channel is None:
             raise OrderNotFoundError(order_id)
         role = channel.role_of(user_id)

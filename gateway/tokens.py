@@ -19,6 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from gateway.domain import IssuedToken
+from gateway.lru import BoundedCache
 
 Clock = Callable[[], datetime]
 
@@ -46,7 +47,7 @@ class StreamTokenSigner:
             time.time if clock is None else lambda: clock().timestamp()
         )
         self._second = -1
-        self._reuse: dict[tuple[str, int], IssuedToken] = {}
+        self._reuse: BoundedCache[tuple[str, int], IssuedToken] = BoundedCache(_MAX_REUSED)
 
     @property
     def api_key(self) -> str:
@@ -65,8 +66,7 @@ class StreamTokenSigner:
         issued = self._reuse.get(key)
         if issued is None:
             issued = self._sign(user_id, iat, iat + lifetime)
-            if len(self._reuse) < _MAX_REUSED:
-                self._reuse[key] = issued
+            self._reuse.put(key, issued)
         return issued
 
     def _sign(self, user_id: str, iat: int, exp: int) -> IssuedToken:

@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from gateway.chat import ChatBackendError
-from gateway.domain import OrderChannel, ParticipantConflictError, SyncState
+from gateway.domain import OrderChannel, SyncState
 from gateway.registry import ClaimedOrder, PendingStats
 
 
@@ -39,18 +39,12 @@ class FakeRegistry:
     ) -> tuple[OrderChannel, bool]:
         existing = self.rows.get(channel.order_id)
         if existing is not None:
-            if not existing.same_participants(channel.buyer, channel.seller):
-                raise ParticipantConflictError(channel.order_id)
             return existing, False
         self.rows[channel.order_id] = channel
         self.failures[channel.order_id] = 0
         self.next_attempt[channel.order_id] = self.clock()
         self.claimed_until[channel.order_id] = self.clock() + claim_for
         return channel, True
-
-    def synced(self, order_id: str) -> OrderChannel | None:
-        """Nothing is kept in memory here (see :class:`gateway.registry.cache.SyncedOrderCache`)."""
-        return None
 
     async def get(self, order_id: str) -> OrderChannel | None:
         return self.rows.get(order_id)

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 from gateway.domain import RateLimitedError
+from gateway.lru import BoundedCache
 
 
 class TokenBucketLimiter:
@@ -28,11 +29,9 @@ class TokenBucketLimiter:
             raise ValueError("rate_per_s > 0, burst >= 1 and max_keys >= 1 are required")
         self._rate = rate_per_s
         self._burst = float(burst)
-        self._max_keys = max_keys
         self._clock = clock
-        # key -> (tokens left, time of last update), least recently used first (a dict
-        # keeps insertion order; every update re-inserts its key at the end)
-        self._buckets: dict[str, tuple[float, float]] = {}
+        # key -> (tokens left, time of last update)
+        self._buckets: BoundedCache[str, tuple[float, float]] = BoundedCache(max_keys)
 
     def acquire(self, key: str) -> None:
         """Take one request from ``key``'s bucket.
@@ -41,15 +40,10 @@ class TokenBucketLimiter:
             RateLimitedError: the bucket is empty; ``retry_after_s`` is when one refills.
         """
         now = self._clock()
-        tokens, last = self._buckets.pop(key, (self._burst, now))
+        tokens, last = self._buckets.get(key, (self._burst, now))
         tokens = min(self._burst, tokens + (now - last) * self._rate)
         if tokens < 1.0:
-            self._remember(key, tokens, now)
+            self._buckets.put(key, (tokens, now))
             retry_after = math.ceil((1.0 - tokens) / self._rate)
             raise RateLimitedError("too many token requests; retry later", float(retry_after))
-        self._remember(key, tokens - 1.0, now)
-
-    def _remember(self, key: str, tokens: float, now: float) -> None:
-        self._buckets[key] = (tokens, now)
-        while len(self._buckets) > self._max_keys:
-            del self._buckets[next(iter(self._buckets))]
+        self._buckets.put(key, (tokens - 1.0, now))

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from gateway import validation
 from gateway.config import BridgeSettings, ConfigError
 from gateway.domain import InvalidArgumentError, UnauthenticatedError
+from gateway.lru import BoundedCache
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class SessionVerifier:
         # token -> (user id, exp): sessions that passed full verification. Only successes
         # are remembered, and only until their own exp, so a forged, altered or expired
         # token is never answered from here; a page load's repeated calls skip the crypto.
-        self._verified: dict[str, tuple[str, float]] = {}
+        self._verified: BoundedCache[str, tuple[str, float]] = BoundedCache(VERIFIED_CACHE_ENTRIES)
 
     @classmethod
     def from_settings(cls, settings: BridgeSettings) -> SessionVerifier:
@@ -117,7 +118,7 @@ class SessionVerifier:
             user, expires = remembered
             if self._clock() < expires + LEEWAY_S:
                 return user
-            del self._verified[token]
+            self._verified.pop(token)
             raise UnauthenticatedError("session expired")
         if self._key is None:
             raise UnauthenticatedError("session verification is not configured")
@@ -150,14 +151,8 @@ class SessionVerifier:
             user = validation.user_id(sub, "sub")
         except InvalidArgumentError as exc:
             raise UnauthenticatedError(f"invalid session: {exc.message}") from exc
-        self._remember(token, user, float(claims["exp"]))
+        self._verified.put(token, (user, float(claims["exp"])))
         return user
-
-    def _remember(self, token: str, user: str, expires: float) -> None:
-        if len(self._verified) >= VERIFIED_CACHE_ENTRIES:
-            # Drop the oldest entry (dicts keep insertion order).
-            del self._verified[next(iter(self._verified))]
-        self._verified[token] = (user, expires)
 
 
 def _load_public_key(

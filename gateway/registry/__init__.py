@@ -34,24 +34,19 @@ class OrderRegistry(Protocol):
         self, channel: OrderChannel, *, claim_for: timedelta
     ) -> tuple[OrderChannel, bool]:
         """Record ``channel`` unless its order exists; return the stored one and whether
-        this call created it.
+        this call created it. An existing order is returned as stored, whoever its
+        participants are (the service layer decides what a mismatch means).
 
         A created row is claimed for ``claim_for`` so the caller can sync it inline
         without the background worker racing it.
 
         Raises:
-            ParticipantConflictError: the order exists with another buyer or seller.
             UnavailableError: the store cannot be reached.
         """
         ...
 
     async def get(self, order_id: str) -> OrderChannel | None:
         """The order's channel, or ``None``."""
-        ...
-
-    def synced(self, order_id: str) -> OrderChannel | None:
-        """The order's channel if it is in memory and SYNCED (final: participants never
-        change), without I/O; ``None`` means "ask :meth:`get` or :meth:`ensure`"."""
         ...
 
     async def mark_synced(self, order_id: str) -> OrderChannel:

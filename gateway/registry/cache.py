@@ -1,18 +1,18 @@
 """A read-through cache of *synced* orders in front of any :class:`OrderRegistry`.
 
 Safe across replicas without invalidation: an order's participants never change once
-recorded (a conflicting request is refused), and ``SYNCED`` is a terminal state. So a
-synced entry can never go stale, while pending orders, whose state another replica may
-change, are always read from the registry. This keeps ``AuthorizeParticipant`` and
-repeated ``EnsureOrderChannel`` calls of live orders off the database and its thread.
+recorded, and ``SYNCED`` is a terminal state. So a synced entry can never go stale, while
+pending orders, whose state another replica may change, are always read from the
+registry. This keeps ``AuthorizeParticipant`` and repeated ``EnsureOrderChannel`` calls of
+live orders off the database and its thread.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from datetime import datetime, timedelta
 
-from gateway.domain import OrderChannel, ParticipantConflictError, SyncState
+from gateway.domain import OrderChannel, SyncState
+from gateway.lru import BoundedCache
 from gateway.registry import ClaimedOrder, OrderRegistry, PendingStats
 
 
@@ -21,43 +21,27 @@ class SyncedOrderCache:
 
     def __init__(self, inner: OrderRegistry, *, max_entries: int = 50_000) -> None:
         self._inner = inner
-        self._max_entries = max_entries
-        self._entries: OrderedDict[str, OrderChannel] = OrderedDict()
+        self._entries: BoundedCache[str, OrderChannel] = BoundedCache(max_entries)
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def _remember(self, channel: OrderChannel) -> None:
-        if channel.sync_state is not SyncState.SYNCED or self._max_entries <= 0:
-            return
-        self._entries[channel.order_id] = channel
-        self._entries.move_to_end(channel.order_id)
-        if len(self._entries) > self._max_entries:
-            self._entries.popitem(last=False)
-
-    def _cached(self, order_id: str) -> OrderChannel | None:
-        channel = self._entries.get(order_id)
-        if channel is not None:
-            self._entries.move_to_end(order_id)
-        return channel
+        if channel.sync_state is SyncState.SYNCED:
+            self._entries.put(channel.order_id, channel)
 
     async def ensure(
         self, channel: OrderChannel, *, claim_for: timedelta
     ) -> tuple[OrderChannel, bool]:
-        known = self._cached(channel.order_id)
+        known = self._entries.get(channel.order_id)
         if known is not None:
-            if not known.same_participants(channel.buyer, channel.seller):
-                raise ParticipantConflictError(channel.order_id)
             return known, False
         stored, created = await self._inner.ensure(channel, claim_for=claim_for)
         self._remember(stored)
         return stored, created
 
-    def synced(self, order_id: str) -> OrderChannel | None:
-        return self._cached(order_id)
-
     async def get(self, order_id: str) -> OrderChannel | None:
-        known = self._cached(order_id)
+        known = self._entries.get(order_id)
         if known is not None:
             return known
         channel = await self._inner.get(order_id)

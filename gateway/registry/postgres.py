@@ -25,11 +25,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
-from gateway.domain import (
-    OrderChannel,
-    ParticipantConflictError,
-    UnavailableError,
-)
+from gateway.domain import OrderChannel, UnavailableError
 from gateway.registry import ClaimedOrder, PendingStats, rows
 from gateway.registry.migrations import POSTGRES_MIGRATIONS
 from gateway.tokens import Clock, utc_now
@@ -199,14 +195,7 @@ class PostgresRegistry:
                 row = await cur.fetchone()
                 if row is None:  # pragma: no cover - rows are never deleted
                     raise UnavailableError("order registry changed under us, retry")
-        stored = _row_to_channel(row)
-        if not created and not stored.same_participants(channel.buyer, channel.seller):
-            raise ParticipantConflictError(channel.order_id)
-        return stored, created
-
-    def synced(self, order_id: str) -> OrderChannel | None:
-        """Nothing is kept in memory here (see :class:`gateway.registry.cache.SyncedOrderCache`)."""
-        return None
+        return _row_to_channel(row), created
 
     async def get(self, order_id: str) -> OrderChannel | None:
         async with self._connection() as conn:

@@ -17,11 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
-from gateway.domain import (
-    OrderChannel,
-    ParticipantConflictError,
-    UnavailableError,
-)
+from gateway.domain import OrderChannel, UnavailableError
 from gateway.registry import ClaimedOrder, PendingStats, rows
 from gateway.registry.migrations import SQLITE_MIGRATIONS
 from gateway.tokens import Clock, utc_now
@@ -139,10 +135,7 @@ class SqliteRegistry:
         self, channel: OrderChannel, *, claim_for: timedelta
     ) -> tuple[OrderChannel, bool]:
         def existing(row: sqlite3.Row) -> tuple[OrderChannel, bool]:
-            stored = _row_to_channel(row)
-            if not stored.same_participants(channel.buyer, channel.seller):
-                raise ParticipantConflictError(channel.order_id)
-            return stored, False
+            return _row_to_channel(row), False
 
         def work() -> tuple[OrderChannel, bool]:
             db = self._db
@@ -167,10 +160,6 @@ class SqliteRegistry:
                 raise
 
         return await self._run(work)
-
-    def synced(self, order_id: str) -> OrderChannel | None:
-        """Nothing is kept in memory here (see :class:`gateway.registry.cache.SyncedOrderCache`)."""
-        return None
 
     async def get(self, order_id: str) -> OrderChannel | None:
         def work() -> OrderChannel | None:

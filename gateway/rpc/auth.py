@@ -14,6 +14,7 @@ from grpc_interceptor import AsyncServerInterceptor
 from gateway import logs
 from gateway.config import ServiceGrant
 from gateway.domain import GatewayError, PermissionDeniedError, UnauthenticatedError
+from gateway.lru import BoundedCache
 from gateway.rpc.errors import abort_with
 
 GATEWAY_SERVICE = "tradetrust.chat.v1.ChatGateway"
@@ -89,7 +90,7 @@ class ServiceAuthorizer:
 
     def __init__(self, grants: Iterable[ServiceGrant]) -> None:
         self._authenticator = ServiceKeyAuthenticator(grants)
-        self._remembered: dict[str, ServiceGrant] = {}
+        self._remembered: BoundedCache[str, ServiceGrant] = BoundedCache(self.MAX_REMEMBERED)
 
     def authorize(self, method_name: str, authorization: str | bytes | None) -> ServiceGrant:
         """The calling service's grant for ``/pkg.Service/Method``.
@@ -116,8 +117,8 @@ class ServiceAuthorizer:
         grant = self._authenticator.authenticate(key)
         if grant is None:
             raise UnauthenticatedError("unknown service key")
-        if isinstance(authorization, str) and len(self._remembered) < self.MAX_REMEMBERED:
-            self._remembered[authorization] = grant
+        if isinstance(authorization, str):
+            self._remembered.put(authorization, grant)
         return grant
 
 
