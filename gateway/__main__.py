@@ -7,7 +7,7 @@ import asyncio
 import getpass
 import sys
 
-from gateway.config import ConfigError, Settings, hash_key, load_settings
+from gateway.config import ConfigError, Settings, hash_key, load_settings, settings_table
 from gateway.logs import configure_logging
 
 
@@ -49,6 +49,10 @@ def _parser() -> argparse.ArgumentParser:
         "--dev", action="store_true", help="dev profile settings (with GETSTREAM_API_KEY set)"
     )
     commands.add_parser(
+        "settings",
+        help="print every setting (variable, meaning, default) as the README's Markdown table",
+    )
+    commands.add_parser(
         "hash-key",
         help="print the SHA-256 of a service key (read from stdin) for CHAT_GATEWAY_SERVICES",
     )
@@ -58,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = _parser().parse_args(argv)
+    if args.command == "settings":
+        sys.stdout.write(settings_table())
+        return 0
     if args.command == "hash-key":
         key = getpass.getpass("service key: ") if sys.stdin.isatty() else sys.stdin.readline()
         sys.stdout.write(hash_key(key.strip()) + "\n")

@@ -31,7 +31,7 @@ from gateway.registry import OrderRegistry
 from gateway.registry.cache import SyncedOrderCache
 from gateway.registry.postgres import PostgresRegistry
 from gateway.registry.sqlite import SqliteRegistry
-from gateway.rpc.server import GrpcEdge, build_grpc_edge
+from gateway.rpc.server import GrpcEdge
 from gateway.rpc.telemetry import RpcTelemetry
 from gateway.service import ChatService, TokenPolicy
 from gateway.tokens import StreamTokenSigner, utc_now
@@ -148,7 +148,7 @@ class Gateway:
                 ),
                 inline_sync_budget_s=settings.sync.inline_sync_budget_s,
             )
-            self.grpc = build_grpc_edge(
+            self.grpc = GrpcEdge(
                 self.service,
                 settings.edge,
                 telemetry=RpcTelemetry(
@@ -156,7 +156,6 @@ class Gateway:
                 ),
                 admission=self.admission,
             )
-            stack.push_async_callback(self._stop_grpc)
             self.bridge = build_bridge_edge(
                 self.service,
                 self.registry,
@@ -170,6 +169,7 @@ class Gateway:
             refresher = asyncio.create_task(self._refresh_metrics(), name="metrics-refresh")
             stack.push_async_callback(_cancel, refresher)
             await self.grpc.start()
+            stack.push_async_callback(self._stop_grpc)
             await self.bridge.start()
             stack.push_async_callback(self.bridge.stop)
             self._stack = stack.pop_all()

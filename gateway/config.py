@@ -733,16 +733,16 @@ def _shown(value: Any) -> str:
 
 def settings_table() -> str:
     """The README's settings table (Markdown), one row per setting, by section."""
-    lines = ["| variable | meaning | default |", "|---|---|---|"]
+    lines = ["| variable | TOML key | meaning | default |", "|---|---|---|---|"]
     current = ""
     for section_name, f, spec, _ in declared():
         if section_name != current:
             current = section_name
-            lines.append(f"| **{section_name}** | | |")
+            lines.append(f"| **{section_name}** | | | |")
         default = spec.shown_default or _shown(
             f.default if f.default is not dataclasses.MISSING else None
         )
         if isinstance(spec.dev, str):
             default += f" (dev: {_shown(spec.dev)})"
-        lines.append(f"| `{spec.env}` | {spec.doc} | {default} |")
+        lines.append(f"| `{spec.env}` | `{f.name}` | {spec.doc} | {default} |")
     return "\n".join(lines) + "\n"

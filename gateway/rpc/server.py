@@ -26,20 +26,74 @@ assert not [
 
 
 class GrpcEdge:
-    """The gRPC server and its health status, bound but not yet started."""
+    """The gRPC server of one gateway: created, bound and started in one step.
+
+    grpc keeps the poller of a server that was created but never started, and the
+    listening socket of one that was bound but never started, until the process exits. So
+    nothing is created before :meth:`start`, and a start-up that fails earlier leaks
+    nothing.
+    """
 
     def __init__(
-        self, server: grpc.aio.Server, health_servicer: health.aio.HealthServicer, port: int
+        self,
+        service: ChatService,
+        settings: EdgeSettings,
+        *,
+        telemetry: RpcTelemetry,
+        admission: Admission,
     ) -> None:
-        self.server = server
-        self.health = health_servicer
-        self.port = port
+        self._service = service
+        self._settings = settings
+        self._interceptors = (
+            GatewayInterceptor(admission, telemetry),
+            ServiceKeyInterceptor(ServiceAuthorizer(settings.services)),
+        )
+        self._credentials = server_credentials(settings)  # fails early on unreadable files
+        self._server: grpc.aio.Server | None = None
+        self.health = health.aio.HealthServicer()
+        self.port = 0
+        """The bound port, once started (the configured one, or the one picked for 0)."""
 
     async def start(self) -> None:
-        """Start serving; health reports SERVING."""
-        await self.set_serving(False)
-        await self.server.start()
-        await self.set_serving(True)
+        """Create the server, bind its port and start serving; health reports SERVING.
+
+        Every ChatGateway call passes :class:`GatewayInterceptor` (admission, metrics,
+        access log, error mapping) and then :class:`ServiceKeyInterceptor` (service keys
+        and grants); with ``CHAT_GATEWAY_TLS_*`` files the port speaks TLS.
+
+        Raises:
+            OSError: the address cannot be bound.
+        """
+        settings = self._settings
+        server = grpc.aio.server(
+            interceptors=self._interceptors,
+            options=[
+                ("grpc.max_receive_message_length", settings.max_message_bytes),
+                ("grpc.max_send_message_length", settings.max_message_bytes),
+                # Off unless several workers share the port: otherwise a second gateway on
+                # the same port would start silently instead of failing.
+                ("grpc.so_reuseport", 1 if settings.reuse_port else 0),
+            ],
+        )
+        pb_grpc.add_ChatGatewayServicer_to_server(ChatGatewayServicer(self._service), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection(
+            (GATEWAY_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+        if self._credentials is not None:
+            port = server.add_secure_port(settings.grpc_addr, self._credentials)
+        else:
+            port = server.add_insecure_port(settings.grpc_addr)
+        await server.start()  # even when binding failed: a started server frees its poller
+        if port == 0:
+            await server.stop(0)
+            raise OSError(f"cannot listen on {settings.grpc_addr} for gRPC")
+        self._server, self.port = server, port
+        try:
+            await self.set_serving(True)
+        except BaseException:
+            await server.stop(0)
+            raise
 
     async def set_serving(self, serving: bool) -> None:
         """Flip the overall and ChatGateway health status."""
@@ -54,52 +108,8 @@ class GrpcEdge:
     async def stop(self, grace_s: float) -> None:
         """Report NOT_SERVING, refuse new RPCs, let in-flight ones finish within grace."""
         await self.set_serving(False)
-        await self.server.stop(grace_s)
-
-
-def build_grpc_edge(
-    service: ChatService,
-    settings: EdgeSettings,
-    *,
-    telemetry: RpcTelemetry,
-    admission: Admission,
-) -> GrpcEdge:
-    """Create the server with every service registered and bind ``settings.grpc_addr``
-    (port 0: any).
-
-    Every ChatGateway call passes :class:`GatewayInterceptor` (admission, metrics, access
-    log, error mapping) and then :class:`ServiceKeyInterceptor` (service keys and grants);
-    with ``CHAT_GATEWAY_TLS_*`` files the port speaks TLS.
-    """
-    max_message_bytes = settings.max_message_bytes
-    server = grpc.aio.server(
-        interceptors=[
-            GatewayInterceptor(admission, telemetry),
-            ServiceKeyInterceptor(ServiceAuthorizer(settings.services)),
-        ],
-        options=[
-            ("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.max_send_message_length", max_message_bytes),
-            # Off unless several workers share the port: otherwise a second gateway on
-            # the same port would start silently instead of failing.
-            ("grpc.so_reuseport", 1 if settings.reuse_port else 0),
-        ],
-    )
-    pb_grpc.add_ChatGatewayServicer_to_server(ChatGatewayServicer(service), server)
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (GATEWAY_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
-    addr = settings.grpc_addr
-    credentials = server_credentials(settings)
-    if credentials is not None:
-        port = server.add_secure_port(addr, credentials)
-    else:
-        port = server.add_insecure_port(addr)
-    if port == 0:
-        raise OSError(f"cannot listen on {addr} for gRPC")
-    return GrpcEdge(server, health_servicer, port)
+        if self._server is not None:
+            await self._server.stop(grace_s)
 
 
 def server_credentials(settings: EdgeSettings) -> grpc.ServerCredentials | None:

@@ -11,8 +11,10 @@ from gateway.config import (
     DEV_ORDER_SERVICE_KEY,
     DEV_STREAM_API_SECRET,
     ConfigError,
+    declared,
     hash_key,
     load_settings,
+    settings_table,
 )
 
 DIGEST = hashlib.sha256(b"order-key").hexdigest()
@@ -106,3 +108,19 @@ def test_secrets_are_not_in_repr() -> None:
 
 def test_hash_key() -> None:
     assert hash_key("order-key") == DIGEST
+
+
+def test_readme_settings_table_is_the_declared_one() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    begin = readme.index("<!-- settings-table:begin")
+    body = readme[readme.index("\n", begin) + 1 : readme.index("<!-- settings-table:end -->")]
+    assert body == settings_table(), (
+        "README's settings table is stale: paste the output of `python -m gateway settings`"
+    )
+
+
+def test_every_declared_setting_is_read_from_its_variable() -> None:
+    for _, f, spec, _ in declared():
+        assert spec.env.isupper() and spec.doc, f.name
+    names = [spec.env for _, _, spec, _ in declared()]
+    assert len(names) == len(set(names))
