@@ -48,6 +48,20 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--dev", action="store_true", help="dev profile settings (with GETSTREAM_API_KEY set)"
     )
+    rec = commands.add_parser(
+        "reconcile",
+        help="compare every order in the registry with Stream (and with --apply, repair)",
+        description="Compare each order's channel in Stream with the registry (exists, "
+        "members, support agents' roles, frozen) and list order channels Stream has that the "
+        "registry lacks. Exit 0 when everything matches, 1 when something differs, 3 when "
+        "Stream cannot be asked, 4 when the registry cannot be read. --apply hands every difference to the sync worker and runs "
+        "it; nothing in Stream is ever deleted.",
+    )
+    rec.add_argument("--apply", action="store_true", help="repair the differences")
+    rec.add_argument("--json", action="store_true", help="print the report as JSON")
+    rec.add_argument(
+        "--dev", action="store_true", help="dev profile settings (with GETSTREAM_API_KEY set)"
+    )
     commands.add_parser(
         "settings",
         help="print every setting (variable, meaning, default) as the README's Markdown table",
@@ -71,8 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         settings = load_settings(dev=args.dev)
-        if args.command == "check-stream" and settings.stream.backend != "stream":
-            raise ConfigError("check-stream needs the stream backend (set GETSTREAM_API_KEY)")
+        if args.command in ("check-stream", "reconcile") and settings.stream.backend != "stream":
+            raise ConfigError(f"{args.command} needs the stream backend (set GETSTREAM_API_KEY)")
     except ConfigError as exc:
         sys.stderr.write(f"configuration error: {exc}\n")
         return 2
@@ -80,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(obs.log_level, obs.log_format, access_log=obs.access_log)
     if args.command == "check-stream":
         return asyncio.run(_check_stream(settings, apply=args.apply))
+    if args.command == "reconcile":
+        return asyncio.run(_reconcile(settings, apply=args.apply, as_json=args.json))
     if args.workers < 1:
         sys.stderr.write("--workers must be at least 1\n")
         return 2
@@ -122,6 +138,23 @@ async def _check_stream(settings: Settings, *, apply: bool) -> int:
         return 0
     sys.stdout.write("run `python -m gateway check-stream --apply` to fix\n")
     return 1
+
+
+async def _reconcile(settings: Settings, *, apply: bool, as_json: bool) -> int:
+    from gateway.app import reconcile_once
+    from gateway.chat import ChatBackendError
+    from gateway.domain import UnavailableError
+
+    try:
+        report = await reconcile_once(settings, apply=apply)
+    except ChatBackendError as exc:
+        sys.stderr.write(f"cannot ask Stream: {exc}\n")
+        return 3
+    except UnavailableError as exc:
+        sys.stderr.write(f"cannot read the registry: {exc}\n")
+        return 4
+    sys.stdout.write(report.as_json() + "\n" if as_json else report.table())
+    return 0 if report.clean else 1
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import signal
 from datetime import timedelta
 from types import TracebackType
 
+from gateway import reconcile
 from gateway.admission import Admission
 from gateway.bridge import BridgeEdge, build_bridge_edge
 from gateway.chat import ChatBackend
@@ -28,7 +29,7 @@ from gateway.config import ConfigError, RegistrySettings, Settings, StreamSettin
 from gateway.metrics import GatewayMetrics
 from gateway.outbox import ChannelSync, SyncPolicy
 from gateway.registry import OrderRegistry
-from gateway.registry.cache import SyncedOrderCache
+from gateway.registry.cache import OrderCache
 from gateway.registry.postgres import PostgresRegistry
 from gateway.registry.sqlite import SqliteRegistry
 from gateway.rpc.server import GrpcEdge
@@ -38,14 +39,16 @@ from gateway.tokens import StreamTokenSigner, utc_now
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Gateway", "open_backend", "open_registry", "serve"]
+__all__ = ["Gateway", "open_backend", "open_registry", "reconcile_once", "serve"]
 
 
 async def open_registry(settings: RegistrySettings) -> OrderRegistry:
     """The registry named by ``CHAT_GATEWAY_DATABASE_URL``, migrated and ready."""
     url = settings.database_url
     if url.startswith("sqlite:///"):
-        return await SqliteRegistry.open(url.removeprefix("sqlite:///"))
+        return await SqliteRegistry.open(
+            url.removeprefix("sqlite:///"), timeout_s=settings.database_timeout_s
+        )
     if url.startswith(("postgresql://", "postgres://")):
         return await PostgresRegistry.open(
             url, pool_size=settings.database_pool_size, timeout_s=settings.database_timeout_s
@@ -119,8 +122,10 @@ class Gateway:
         async with contextlib.AsyncExitStack() as stack:
             registry = await open_registry(settings.registry)
             stack.push_async_callback(registry.close)
-            self.registry = SyncedOrderCache(
-                registry, max_entries=settings.registry.registry_cache_entries
+            self.registry = OrderCache(
+                registry,
+                max_entries=settings.registry.registry_cache_entries,
+                ttl_s=settings.registry.registry_cache_ttl_s,
             )
             self.backend = await open_backend(settings.stream, self.metrics)
             stack.push_async_callback(self.backend.close)
@@ -140,11 +145,13 @@ class Gateway:
                 signer=StreamTokenSigner(
                     api_key=settings.stream.stream_api_key,
                     api_secret=settings.stream.stream_api_secret,
+                    iat_skew_s=settings.tokens.token_iat_skew_s,
                 ),
                 channel_type=settings.stream.channel_type,
                 token_policy=TokenPolicy(
                     default_ttl=timedelta(seconds=settings.tokens.default_token_ttl_s),
                     max_ttl=timedelta(seconds=settings.tokens.max_token_ttl_s),
+                    iat_skew=timedelta(seconds=settings.tokens.token_iat_skew_s),
                 ),
                 inline_sync_budget_s=settings.sync.inline_sync_budget_s,
             )
@@ -217,7 +224,7 @@ class Gateway:
     async def refresh_metrics(self) -> None:
         """Publish the sync backlog gauges from the registry now."""
         stats = await self.registry.pending_stats()
-        self.metrics.set_sync_backlog(stats.count, stats.oldest_create_time, utc_now())
+        self.metrics.set_sync_backlog(stats.count, stats.oldest_change_time, utc_now())
 
     # -- start-up steps and their undo -------------------------------------------------------
 
@@ -242,6 +249,35 @@ class Gateway:
             except Exception:
                 logger.warning("cannot refresh the sync backlog metrics", exc_info=True)
             await asyncio.sleep(self.settings.observability.metrics_refresh_s)
+
+
+async def reconcile_once(settings: Settings, *, apply: bool) -> reconcile.Report:
+    """``python -m gateway reconcile``: compare (and with ``apply``, repair) once.
+
+    Raises:
+        ChatBackendError: Stream cannot be asked.
+        UnavailableError: the registry cannot be read.
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        registry = await open_registry(settings.registry)
+        stack.push_async_callback(registry.close)
+        backend = await open_backend(settings.stream)
+        stack.push_async_callback(backend.close)
+        report = await reconcile.reconcile(registry, backend, settings.stream.channel_type)
+        if apply and not report.clean:
+            sync = ChannelSync(
+                registry=registry,
+                backend=backend,
+                policy=SyncPolicy(
+                    attempt_timeout_s=settings.stream.stream_timeout_s,
+                    poll_interval_s=0.2,
+                    lease_s=settings.sync.sync_lease_s,
+                    backoff_cap_s=min(settings.sync.sync_backoff_cap_s, 10.0),
+                ),
+            )
+            await reconcile.apply(report, registry, sync)
+            report.stream_calls = backend.calls
+        return report
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

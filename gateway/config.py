@@ -30,11 +30,22 @@ LogFormat = Literal["json", "text"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 EventLoop = Literal["uvloop", "asyncio"]
 
-GATEWAY_METHODS = frozenset({"IssueToken", "EnsureOrderChannel", "AuthorizeParticipant"})
+GATEWAY_METHODS = frozenset(
+    {
+        "IssueToken",
+        "EnsureOrderChannel",
+        "AuthorizeParticipant",
+        "GetOrderChannel",
+        "CloseOrderChannel",
+        "OpenDispute",
+        "RevokeUserTokens",
+    }
+)
 """Short names of the ChatGateway RPCs a service can be granted."""
 
 DEV_ORDER_SERVICE_KEY = "dev-order-service-key"
 DEV_WEB_BACKEND_KEY = "dev-web-backend-key"
+DEV_SUPPORT_TOOL_KEY = "dev-support-tool-key"
 DEV_STREAM_API_KEY = "local-dev-key"
 DEV_STREAM_API_SECRET = "local-dev-secret-not-for-production"
 DEV_SESSION_SECRET = "dev-session-secret-not-for-production"
@@ -172,12 +183,32 @@ def dev_services() -> tuple[ServiceGrant, ...]:
         ServiceGrant(
             "order-service",
             hashlib.sha256(DEV_ORDER_SERVICE_KEY.encode()).digest(),
-            frozenset({"EnsureOrderChannel", "AuthorizeParticipant"}),
+            frozenset(
+                {
+                    "EnsureOrderChannel",
+                    "AuthorizeParticipant",
+                    "GetOrderChannel",
+                    "CloseOrderChannel",
+                }
+            ),
         ),
         ServiceGrant(
             "web-backend",
             hashlib.sha256(DEV_WEB_BACKEND_KEY.encode()).digest(),
-            frozenset({"IssueToken", "AuthorizeParticipant"}),
+            frozenset({"IssueToken", "AuthorizeParticipant", "RevokeUserTokens"}),
+        ),
+        ServiceGrant(
+            "support-tool",
+            hashlib.sha256(DEV_SUPPORT_TOOL_KEY.encode()).digest(),
+            frozenset(
+                {
+                    "GetOrderChannel",
+                    "OpenDispute",
+                    "CloseOrderChannel",
+                    "AuthorizeParticipant",
+                    "RevokeUserTokens",
+                }
+            ),
         ),
     )
 
@@ -266,6 +297,15 @@ class TokenSettings:
         maximum=30 * 86_400,
     )
 
+    token_iat_skew_s: int = setting(
+        "CHAT_GATEWAY_TOKEN_IAT_SKEW",
+        "seconds a token's `iat` lies in the past (Stream refuses tokens issued ahead of "
+        "its clock)",
+        5,
+        minimum=0,
+        maximum=300,
+    )
+
     def check(self) -> None:
         if self.default_token_ttl_s > self.max_token_ttl_s:
             raise ConfigError(
@@ -298,10 +338,17 @@ class RegistrySettings:
     )
     registry_cache_entries: int = setting(
         "CHAT_GATEWAY_REGISTRY_CACHE_ENTRIES",
-        "synced orders kept in memory for `AuthorizeParticipant` and repeats (0: none)",
+        "orders kept in memory for `AuthorizeParticipant`, the bridge and repeats (0: none)",
         50_000,
         minimum=0,
         maximum=10_000_000,
+    )
+    registry_cache_ttl_s: float = setting(
+        "CHAT_GATEWAY_REGISTRY_CACHE_TTL",
+        "seconds a cached order is served: a change on another replica shows within it",
+        0.5,
+        minimum=0,
+        maximum=0.9,
     )
 
     def check(self) -> None:
@@ -323,7 +370,7 @@ class EdgeSettings:
         (),
         dev=dev_services(),
         parse=_parse_services,
-        shown_default="required (dev: `order-service`, `web-backend`)",
+        shown_default="required (dev: `order-service`, `web-backend`, `support-tool`)",
     )
     tls_cert_file: str | None = setting(
         "CHAT_GATEWAY_TLS_CERT_FILE",

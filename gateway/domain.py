@@ -44,13 +44,34 @@ class Role(enum.Enum):
 
     BUYER = "buyer"
     SELLER = "seller"
+    SUPPORT = "support"
 
 
 class SyncState(enum.Enum):
-    """Whether Stream has caught up with the registry for an order."""
+    """Whether Stream has caught up with the registry (an order, or a revocation)."""
 
     PENDING = "pending"
     SYNCED = "synced"
+
+
+class OrderState(enum.Enum):
+    """Where an order's chat is in its life."""
+
+    OPEN = "open"
+    """Buyer and seller post."""
+    CLOSED = "closed"
+    """Frozen in Stream: members read the history, nobody posts."""
+    DISPUTED = "disputed"
+    """Not frozen; support agents are members (channel moderators)."""
+
+
+class EventAction(enum.StrEnum):
+    """What happened to an order's channel (``OrderChannelEvent.action``)."""
+
+    CREATED = "created"
+    CLOSED = "closed"
+    DISPUTE_OPENED = "dispute_opened"
+    AGENT_ADDED = "agent_added"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +85,11 @@ class Participant:
 
 @dataclass(frozen=True, slots=True)
 class OrderChannel:
-    """An order's private buyer/seller channel as the registry records it."""
+    """An order's channel as the registry records it: the state Stream must match.
+
+    ``version`` grows with every change, so a sync of an older version never marks a
+    newer one synced. ``update_time`` defaults to ``create_time``.
+    """
 
     order_id: str
     channel_type: str
@@ -73,6 +98,14 @@ class OrderChannel:
     seller: Participant
     sync_state: SyncState
     create_time: datetime
+    state: OrderState = OrderState.OPEN
+    agents: tuple[Participant, ...] = ()
+    update_time: datetime | None = None
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        if self.update_time is None:
+            object.__setattr__(self, "update_time", self.create_time)
 
     @property
     def cid(self) -> str:
@@ -80,9 +113,19 @@ class OrderChannel:
         return f"{self.channel_type}:{self.channel_id}"
 
     @property
-    def member_ids(self) -> tuple[str, str]:
-        """The two members' user ids, buyer first."""
-        return (self.buyer.user_id, self.seller.user_id)
+    def agent_ids(self) -> tuple[str, ...]:
+        """The support agents' user ids, in joining order."""
+        return tuple(agent.user_id for agent in self.agents)
+
+    @property
+    def member_ids(self) -> tuple[str, ...]:
+        """Every member's user id: buyer, seller, then the support agents."""
+        return (self.buyer.user_id, self.seller.user_id, *self.agent_ids)
+
+    @property
+    def frozen(self) -> bool:
+        """Whether Stream must hold the channel frozen."""
+        return self.state is OrderState.CLOSED
 
     def role_of(self, user_id: str) -> Role | None:
         """The user's role in this order, or ``None`` for anybody else."""
@@ -90,6 +133,8 @@ class OrderChannel:
             return Role.BUYER
         if user_id == self.seller.user_id:
             return Role.SELLER
+        if user_id in self.agent_ids:
+            return Role.SUPPORT
         return None
 
     def require_participants(self, buyer: Participant, seller: Participant) -> None:
@@ -101,6 +146,28 @@ class OrderChannel:
         """
         if buyer.user_id != self.buyer.user_id or seller.user_id != self.seller.user_id:
             raise ParticipantConflictError(self.order_id)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEvent:
+    """One change in an order channel's life, as its history records it."""
+
+    time: datetime
+    action: EventAction
+    service: str
+    """The calling service's name."""
+    reason: str = ""
+    agent_user_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    """A user's token revocation: Stream must refuse their tokens with ``iat`` before
+    ``revoke_time`` (whole seconds)."""
+
+    user_id: str
+    revoke_time: datetime
+    sync_state: SyncState
 
 
 @dataclass(frozen=True, slots=True)

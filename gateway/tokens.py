@@ -4,8 +4,13 @@ Signing is on the hot path of every chat page load, so it avoids generic JWT mac
 the header segment is constant, the HMAC key schedule is computed once, and a token is
 reused for identical claims within the same second. That reuse is exact, not a cache of
 something stale: ``iat``/``exp`` have one-second resolution, so two signings of the same
-user and lifetime within one second produce byte-identical tokens anyway. Tests verify
-every token with PyJWT.
+user and lifetime within one second produce byte-identical tokens anyway (and the reuse
+never crosses a second, which the revocation rule in :mod:`gateway.service` relies on).
+Tests verify every token with PyJWT.
+
+``iat`` lies ``CHAT_GATEWAY_TOKEN_IAT_SKEW`` seconds before the signing second: Stream
+refuses a token whose ``iat`` is ahead of its own clock (error code 42), and stream-chat
+JS does not refresh on that error.
 """
 
 from __future__ import annotations
@@ -39,9 +44,14 @@ def _b64(data: bytes) -> bytes:
 class StreamTokenSigner:
     """Signs Stream user tokens (claims ``user_id``, ``iat``, ``exp``). Never calls Stream."""
 
-    def __init__(self, *, api_key: str, api_secret: str, clock: Clock | None = None) -> None:
-        """``clock``: for tests; by default the system clock, read as epoch seconds."""
+    def __init__(
+        self, *, api_key: str, api_secret: str, iat_skew_s: int = 5, clock: Clock | None = None
+    ) -> None:
+        """``iat_skew_s``: how many seconds ``iat`` lies before the signing second (Stream
+        refuses tokens issued ahead of its clock). ``clock``: for tests; by default the
+        system clock, read as epoch seconds."""
         self._api_key = api_key
+        self._iat_skew_s = iat_skew_s
         self._mac = hmac.new(api_secret.encode(), digestmod=hashlib.sha256)
         self._epoch: Callable[[], float] = (
             time.time if clock is None else lambda: clock().timestamp()
@@ -55,17 +65,18 @@ class StreamTokenSigner:
         return self._api_key
 
     def sign(self, user_id: str, ttl: timedelta) -> IssuedToken:
-        """Sign a token for ``user_id`` valid for ``ttl`` (whole seconds) from now."""
-        # Stream compares iat/exp as integer seconds; truncate so exp - iat == ttl exactly.
-        iat = int(self._epoch())
+        """Sign a token for ``user_id`` valid for ``ttl`` (whole seconds) from now: ``exp`` is
+        the signing second plus ``ttl``, ``iat`` the signing second minus the skew."""
+        # Stream compares iat/exp as integer seconds.
+        second = int(self._epoch())
         lifetime = int(ttl.total_seconds())
-        if iat != self._second:
-            self._second = iat
+        if second != self._second:
+            self._second = second
             self._reuse.clear()
         key = (user_id, lifetime)
         issued = self._reuse.get(key)
         if issued is None:
-            issued = self._sign(user_id, iat, iat + lifetime)
+            issued = self._sign(user_id, second - self._iat_skew_s, second + lifetime)
             self._reuse.put(key, issued)
         return issued
 

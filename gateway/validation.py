@@ -20,6 +20,7 @@ from gateway.domain import InvalidArgumentError, Participant
 MAX_ID_LENGTH = 128
 MAX_DISPLAY_NAME_LENGTH = 100
 MAX_URL_LENGTH = 2048
+MAX_REASON_LENGTH = 500
 
 _USER_ID = re.compile(r"[A-Za-z0-9@_-]+")
 _ORDER_ID = re.compile(r"[A-Za-z0-9_-]+")
@@ -84,12 +85,12 @@ def image_url(value: str, field: str) -> str:
 
 _PARTICIPANT_FIELDS = {
     role: (f"{role}.user_id", f"{role}.display_name", f"{role}.image_url")
-    for role in ("buyer", "seller")
+    for role in ("buyer", "seller", "agent")
 }
 
 
 def participant(value: Participant, field: str) -> Participant:
-    """Validate a participant; ``field`` is ``buyer`` or ``seller``."""
+    """Validate a participant; ``field`` is ``buyer``, ``seller`` or ``agent``."""
     names = _PARTICIPANT_FIELDS.get(field) or (
         f"{field}.user_id",
         f"{field}.display_name",
@@ -98,6 +99,19 @@ def participant(value: Participant, field: str) -> Participant:
     user_id(value.user_id, names[0])
     display_name(value.display_name, names[1])
     image_url(value.image_url, names[2])
+    return value
+
+
+def reason(value: str, field: str = "reason") -> str:
+    """Validate an optional free-text reason: at most 500 characters of printable text
+    (line breaks allowed; no other control or format characters)."""
+    if len(value) > MAX_REASON_LENGTH:
+        raise InvalidArgumentError(field, f"must be at most {MAX_REASON_LENGTH} characters")
+    for ch in value:
+        if ch not in "\n\r\t" and unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co", "Cn"}:
+            raise InvalidArgumentError(
+                field, f"must not contain control or format characters (U+{ord(ch):04X})"
+            )
     return value
 
 

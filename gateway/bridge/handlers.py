@@ -219,6 +219,7 @@ def channel_json(channel: OrderChannel, role: Role) -> dict[str, Any]:
         "role": role.value,
         "members": list(channel.member_ids),
         "syncState": channel.sync_state.value,
+        "state": channel.state.value,
     }
 
 

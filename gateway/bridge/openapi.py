@@ -219,21 +219,27 @@ _DOCUMENT: dict[str, Any] = {
                     "role",
                     "members",
                     "syncState",
+                    "state",
                 ],
                 "properties": {
                     "orderId": {"type": "string"},
                     "channelType": {"type": "string"},
                     "channelId": {"type": "string"},
                     "cid": {"type": "string", "description": "`channelType:channelId`"},
-                    "role": {"type": "string", "enum": ["buyer", "seller"]},
+                    "role": {"type": "string", "enum": ["buyer", "seller", "support"]},
                     "members": {
                         "type": "array",
                         "items": {"type": "string"},
                         "minItems": 2,
-                        "maxItems": 2,
-                        "description": "user ids, buyer first",
+                        "description": "user ids: buyer, seller, then the support agents",
                     },
                     "syncState": {"type": "string", "enum": ["pending", "synced"]},
+                    "state": {
+                        "type": "string",
+                        "enum": ["open", "closed", "disputed"],
+                        "description": "`closed`: frozen, readable, nobody posts; "
+                        "`disputed`: support agents are members",
+                    },
                 },
             },
             "Status": {

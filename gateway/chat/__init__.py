@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from gateway.domain import OrderChannel
 
-__all__ = ["ChatBackend", "ChatBackendError"]
+__all__ = ["ChannelSnapshot", "ChatBackend", "ChatBackendError", "MODERATOR", "MEMBER"]
+
+MODERATOR = "channel_moderator"
+"""Stream ``channel_role`` of support agents."""
+MEMBER = "channel_member"
+"""Stream ``channel_role`` of buyers and sellers (Stream's default)."""
 
 
 class ChatBackendError(Exception):
@@ -23,16 +31,60 @@ class ChatBackendError(Exception):
         self.retry_after_s = retry_after_s
 
 
-class ChatBackend(Protocol):
-    """Makes the chat provider hold each order's channel with exactly its two members."""
+@dataclass(frozen=True, slots=True)
+class ChannelSnapshot:
+    """What the chat provider holds for one channel."""
 
-    async def ensure_channel(self, channel: OrderChannel) -> None:
-        """Upsert both users, create the channel if needed, and make its members exactly
-        the buyer and the seller. Idempotent.
+    cid: str
+    order_id: str | None
+    """The channel's ``order_id`` custom field, if set."""
+    members: Mapping[str, str] = field(default_factory=dict)
+    """Member user id -> ``channel_role``."""
+    frozen: bool = False
+
+
+class ChatBackend(Protocol):
+    """Makes the chat provider hold each order's channel exactly as the registry says."""
+
+    async def sync_channel(self, channel: OrderChannel) -> None:
+        """Upsert the users, create the channel if needed, and make it match ``channel``:
+        members exactly the buyer, the seller and the support agents (agents with
+        :data:`MODERATOR`), frozen as its state says, ``order_id`` in its data. Keeps the
+        history; never deletes a channel. Idempotent.
 
         Raises:
             ChatBackendError: the provider failed; ``transient`` says whether to retry.
         """
+        ...
+
+    async def revoke_tokens(self, user_id: str, before: datetime) -> None:
+        """Make the provider refuse the user's tokens issued before ``before``.
+
+        Raises:
+            ChatBackendError: the provider failed.
+        """
+        ...
+
+    async def inspect(self, channels: Sequence[OrderChannel]) -> dict[str, ChannelSnapshot]:
+        """What the provider holds for these orders' channels, by cid (absent: none).
+        At most 30 channels per call.
+
+        Raises:
+            ChatBackendError: the provider failed.
+        """
+        ...
+
+    def order_channels(self, channel_type: str) -> AsyncIterator[ChannelSnapshot]:
+        """Every channel of ``channel_type`` that carries an ``order_id``, oldest first.
+
+        Raises:
+            ChatBackendError: the provider failed.
+        """
+        ...
+
+    @property
+    def calls(self) -> int:
+        """Requests sent to the provider so far."""
         ...
 
     async def close(self) -> None:

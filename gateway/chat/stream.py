@@ -19,17 +19,20 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import aiohttp
 from stream_chat import StreamChatAsync
 from stream_chat.base.exceptions import StreamAPIException
 
-from gateway.chat import ChatBackendError
+from gateway.chat import MEMBER, ChannelSnapshot, ChatBackendError
+from gateway.chat.drift import drift, wanted_members
 from gateway.config import StreamSettings
 from gateway.domain import OrderChannel, Participant
 from gateway.metrics import GatewayMetrics
@@ -46,7 +49,11 @@ _RATE_LIMIT_MARGIN_S = 0.05
 _MAX_RATE_LIMIT_WAIT_S = 3600.0
 """A reset further away than this is treated as a clock problem and capped."""
 _MEMBER_PAGE = 100
-"""Members Stream returns with the channel; order channels have two."""
+"""Members Stream returns with a channel; order channels have a few."""
+_QUERY_PAGE = 30
+"""Stream's largest ``query_channels`` page."""
+_MAX_OFFSET = 900
+"""Listings restart from a creation time before Stream's offset limit (1000)."""
 
 
 @dataclass
@@ -63,7 +70,7 @@ _observed: contextvars.ContextVar[_Observed | None] = contextvars.ContextVar(
 
 
 class StreamChatBackend:
-    """Makes Stream hold each order's channel with exactly its buyer and seller.
+    """Makes Stream hold each order's channel exactly as the registry says.
 
     Build it with :meth:`open` inside the running loop; :meth:`close` it on shutdown.
     """
@@ -83,6 +90,7 @@ class StreamChatBackend:
         self._call_timeout_s = call_timeout_s
         self._wall_clock = wall_clock
         self._not_before = 0.0  # wall-clock time before which Stream must not be called
+        self._sent = 0
 
     @classmethod
     async def open(
@@ -123,22 +131,23 @@ class StreamChatBackend:
 
     # -- ChatBackend -----------------------------------------------------------------------
 
-    async def ensure_channel(self, channel: OrderChannel) -> None:
-        """Upsert both users (1 call), get-or-create the channel (1 call), then repair
-        membership and order data only if the existing channel drifted (extra calls).
-        """
-        users = [
-            _user(channel.buyer),
-            _user(channel.seller),
-            {"id": self._system_user_id},
-        ]
+    @property
+    def calls(self) -> int:
+        """Requests sent to Stream so far (calls held back by a rate limit not counted)."""
+        return self._sent
+
+    async def sync_channel(self, channel: OrderChannel) -> None:
+        """Upsert the users (1 call), get-or-create the channel (1 call), then repair only
+        what differs (members, agents' roles, ``frozen``, ``order_id``: one call each)."""
+        users = [_user(p) for p in (channel.buyer, channel.seller, *channel.agents)]
+        users.append({"id": self._system_user_id})
         await self._call("upsert_users", lambda: self._client.upsert_users(users))
-        wanted = set(channel.member_ids)
+        wanted = wanted_members(channel)
         handle = self._client.channel(
             channel.channel_type,
             channel.channel_id,
             data={
-                "members": [{"user_id": uid} for uid in channel.member_ids],
+                "members": [_member(uid, role) for uid, role in wanted.items()],
                 "order_id": channel.order_id,
                 "created_by_id": self._system_user_id,
             },
@@ -149,24 +158,108 @@ class StreamChatBackend:
                 watch=False, presence=False, state=True, members={"limit": _MEMBER_PAGE}
             ),
         )
-        present = {str(m.get("user_id")) for m in state.get("members") or []}
-        missing = sorted(wanted - present)
-        extra = sorted(present - wanted)
-        if missing:
-            logger.warning("channel %s drifted: adding members %s", channel.cid, missing)
+        repairs = drift(channel, _snapshot(state))
+        if not repairs:
+            return
+        logger.warning("channel %s drifted: %s", channel.cid, "; ".join(repairs.describe()))
+        if repairs.add:
+            members = [_member(uid, role) for uid, role in repairs.add]
+            await self._call("add_members", lambda: handle.add_members(members))
+        if repairs.remove:
+            await self._call("remove_members", lambda: handle.remove_members(list(repairs.remove)))
+        if repairs.roles:
+            roles = [{"user_id": uid, "channel_role": role} for uid, role in repairs.roles]
+            await self._call("assign_roles", lambda: handle.assign_roles(roles))
+        changes: dict[str, Any] = {}
+        if repairs.frozen is not None:
+            changes["frozen"] = repairs.frozen
+        if repairs.order_id is not None:
+            changes["order_id"] = repairs.order_id
+        if changes:
+            # A partial update: a full one would replace the channel's custom data.
             await self._call(
-                "add_members",
-                lambda: handle.add_members([{"user_id": uid} for uid in missing]),
+                "update_channel_partial", lambda: handle.update_partial(to_set=changes)
             )
-        if extra:
-            logger.warning("channel %s drifted: removing members %s", channel.cid, extra)
-            await self._call("remove_members", lambda: handle.remove_members(extra))
-        stored = state.get("channel") or {}
-        if stored.get("order_id") != channel.order_id:
+
+    async def revoke_tokens(self, user_id: str, before: datetime) -> None:
+        """Stream's ``revoke_tokens_issued_before`` on the user (a partial update); a user
+        Stream does not know yet is created with it."""
+        try:
             await self._call(
-                "set_order_id",
-                lambda: handle.update_partial(to_set={"order_id": channel.order_id}),
+                "revoke_user_token", lambda: self._client.revoke_user_token(user_id, before)
             )
+        except ChatBackendError as exc:
+            cause = exc.__cause__
+            if not isinstance(cause, StreamAPIException) or int(cause.status_code) != 400:
+                raise
+            # No such user in Stream: nothing holds their tokens' revocation yet.
+            user = {"id": user_id, "revoke_tokens_issued_before": before.isoformat()}
+            await self._call("upsert_users", lambda: self._client.upsert_users([user]))
+
+    async def inspect(self, channels: Sequence[OrderChannel]) -> dict[str, ChannelSnapshot]:
+        """One ``query_channels`` call for up to 30 channels."""
+        if not channels:
+            return {}
+        if len(channels) > _QUERY_PAGE:
+            raise ValueError(f"inspect at most {_QUERY_PAGE} channels per call")
+        cids = [c.cid for c in channels]
+        answer = await self._call(
+            "query_channels",
+            lambda: self._client.query_channels(
+                {"cid": {"$in": cids}},
+                [{"field": "created_at", "direction": 1}],
+                limit=_QUERY_PAGE,
+                member_limit=_MEMBER_PAGE,
+                message_limit=0,
+            ),
+        )
+        found = (_snapshot(state) for state in answer.get("channels") or [])
+        return {snapshot.cid: snapshot for snapshot in found if snapshot is not None}
+
+    async def order_channels(self, channel_type: str) -> AsyncIterator[ChannelSnapshot]:
+        """Pages of 30 by creation time. Stream refuses offsets past 1000, so every 900
+        channels the listing restarts from the last creation time seen (``$gte``),
+        skipping the channels of that instant it has already given."""
+        since: str | None = None
+        at_since: set[str] = set()
+        offset = 0
+        while True:
+            conditions: dict[str, Any] = {"type": channel_type, "order_id": {"$exists": True}}
+            if since is not None:
+                conditions["created_at"] = {"$gte": since}
+            answer = await self._call(
+                "query_channels",
+                functools.partial(
+                    self._client.query_channels,
+                    conditions,
+                    [{"field": "created_at", "direction": 1}],
+                    limit=_QUERY_PAGE,
+                    offset=offset,
+                    member_limit=_MEMBER_PAGE,
+                    message_limit=0,
+                ),
+            )
+            page = answer.get("channels") or []
+            for state in page:
+                snapshot = _snapshot(state)
+                if snapshot is None or snapshot.cid in at_since:
+                    continue
+                yield snapshot
+            if len(page) < _QUERY_PAGE:
+                return
+            offset += _QUERY_PAGE
+            if offset >= _MAX_OFFSET:
+                last = str((page[-1].get("channel") or {}).get("created_at"))
+                if last == since:
+                    raise ChatBackendError(
+                        f"more than {_MAX_OFFSET} channels created at {last}", transient=False
+                    )
+                since, offset = last, 0
+                at_since = {
+                    str((s.get("channel") or {}).get("cid"))
+                    for s in page
+                    if (s.get("channel") or {}).get("created_at") == last
+                }
 
     # -- app administration (readiness) ----------------------------------------------------
 
@@ -222,6 +315,7 @@ class StreamChatBackend:
             )
         observed = _Observed()
         token = _observed.set(observed)
+        self._sent += 1
         try:
             async with asyncio.timeout(self._call_timeout_s):
                 response = await request()
@@ -293,6 +387,28 @@ def _outcome(error: ChatBackendError) -> str:
     if isinstance(error.__cause__, TimeoutError):
         return "timeout"
     return "transient" if error.transient else "rejected"
+
+
+def _member(user_id: str, role: str) -> dict[str, str]:
+    return {"user_id": user_id} if role == MEMBER else {"user_id": user_id, "channel_role": role}
+
+
+def _snapshot(state: Mapping[str, Any]) -> ChannelSnapshot | None:
+    """The snapshot of a channel state as Stream answers ``query``/``query_channels``."""
+    data = state.get("channel") or {}
+    cid = data.get("cid")
+    if not cid:
+        return None
+    order_id = data.get("order_id")
+    return ChannelSnapshot(
+        cid=str(cid),
+        order_id=order_id if isinstance(order_id, str) else None,
+        members={
+            str(m.get("user_id")): str(m.get("channel_role") or MEMBER)
+            for m in state.get("members") or []
+        },
+        frozen=bool(data.get("frozen")),
+    )
 
 
 def _user(person: Participant) -> dict[str, str]:

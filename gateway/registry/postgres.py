@@ -25,8 +25,14 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
-from gateway.domain import OrderChannel, UnavailableError
-from gateway.registry import ClaimedOrder, PendingStats, rows
+from gateway.domain import (
+    OrderChannel,
+    OrderEvent,
+    OrderNotFoundError,
+    Revocation,
+    UnavailableError,
+)
+from gateway.registry import ClaimedOrder, ClaimedRevocation, PendingStats, Transition, rows
 from gateway.registry.migrations import POSTGRES_MIGRATIONS
 from gateway.tokens import Clock, utc_now
 
@@ -47,8 +53,27 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _UNAVAILABLE = (psycopg.OperationalError, PoolTimeout, PoolClosed, TimeoutError)
 
 
-def _row_to_channel(row: Sequence[Any]) -> OrderChannel:
-    return rows.channel_from_row(row, row[rows.CREATE_TIME].astimezone(UTC))
+def _moment(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+def _same(value: datetime) -> datetime:
+    return value
+
+
+def _channel(row: Sequence[Any]) -> OrderChannel:
+    return rows.channel_from_row(row, _moment)
+
+
+def _placeholders(columns: str) -> str:
+    return ", ".join(["%s"] * len(columns.split(",")))
+
+
+_SELECT_ORDER = f"SELECT {_COLUMNS} FROM orders WHERE order_id = %s"
+_INSERT_EVENT = (
+    f"INSERT INTO order_events (order_id, {rows.EVENT_COLUMNS}) "
+    f"VALUES (%s, {_placeholders(rows.EVENT_COLUMNS)})"
+)
 
 
 class PostgresRegistry:
@@ -170,10 +195,10 @@ class PostgresRegistry:
                     known,
                 )
 
-    # -- OrderRegistry ---------------------------------------------------------------------
+    # -- orders ----------------------------------------------------------------------------
 
     async def ensure(
-        self, channel: OrderChannel, *, claim_for: timedelta
+        self, channel: OrderChannel, event: OrderEvent, *, claim_for: timedelta
     ) -> tuple[OrderChannel, bool]:
         now = self._clock()
         async with self._connection() as conn, conn.transaction():
@@ -182,40 +207,70 @@ class PostgresRegistry:
             # fresh snapshot per statement, so the SELECT sees it).
             cur = await conn.execute(
                 f"INSERT INTO orders ({rows.INSERT_COLUMNS}) "
-                f"VALUES ({', '.join(['%s'] * len(rows.INSERT_COLUMNS.split(',')))}) "
+                f"VALUES ({_placeholders(rows.INSERT_COLUMNS)}) "
                 f"ON CONFLICT (order_id) DO NOTHING RETURNING {_COLUMNS}",
-                rows.insert_values(channel, now, now + claim_for, lambda moment: moment),
+                rows.insert_values(channel, now, now + claim_for, _same),
             )
             row = await cur.fetchone()
             created = row is not None
-            if row is None:
-                cur = await conn.execute(
-                    f"SELECT {_COLUMNS} FROM orders WHERE order_id = %s", (channel.order_id,)
-                )
+            if created:
+                await conn.execute(_INSERT_EVENT, rows.event_values(channel.order_id, event, _same))
+            else:
+                cur = await conn.execute(_SELECT_ORDER, (channel.order_id,))
                 row = await cur.fetchone()
-                if row is None:  # pragma: no cover - rows are never deleted
-                    raise UnavailableError("order registry changed under us, retry")
-        return _row_to_channel(row), created
+        if row is None:  # pragma: no cover - rows are never deleted
+            raise UnavailableError("order registry changed under us, retry")
+        return _channel(row), created
 
     async def get(self, order_id: str) -> OrderChannel | None:
         async with self._connection() as conn:
-            cur = await conn.execute(
-                f"SELECT {_COLUMNS} FROM orders WHERE order_id = %s", (order_id,)
-            )
+            cur = await conn.execute(_SELECT_ORDER, (order_id,))
             row = await cur.fetchone()
-        return None if row is None else _row_to_channel(row)
+        return None if row is None else _channel(row)
 
-    async def mark_synced(self, order_id: str) -> OrderChannel:
+    async def history(self, order_id: str) -> list[OrderEvent]:
+        async with self._connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {rows.EVENT_COLUMNS} FROM order_events WHERE order_id = %s ORDER BY id",
+                (order_id,),
+            )
+            found = await cur.fetchall()
+        return [rows.event_from_row(r, _moment) for r in found]
+
+    async def change(
+        self, order_id: str, transition: Transition, *, claim_for: timedelta
+    ) -> tuple[OrderChannel, bool]:
+        async with self._connection() as conn, conn.transaction():
+            # The row lock serialises concurrent changes of one order across replicas.
+            cur = await conn.execute(_SELECT_ORDER + " FOR UPDATE", (order_id,))
+            row = await cur.fetchone()
+            if row is None:
+                raise OrderNotFoundError(order_id)
+            change = transition(_channel(row))
+            if change is None:
+                return _channel(row), False
+            changed, events = change
+            now = self._clock()
+            await conn.execute(
+                f"UPDATE orders SET {rows.UPDATE_SET.format(p='%s')} WHERE order_id = %s",
+                (*rows.update_values(changed, now, now + claim_for, _same), order_id),
+            )
+            for event in events:
+                await conn.execute(_INSERT_EVENT, rows.event_values(order_id, event, _same))
+        return changed, True
+
+    async def mark_synced(self, order_id: str, version: int) -> OrderChannel:
         async with self._connection() as conn:
             cur = await conn.execute(
                 "UPDATE orders SET sync_state = 'synced', claimed_until = %s, last_error = NULL, "
-                f"synced_at = %s WHERE order_id = %s RETURNING {_COLUMNS}",
-                (_EPOCH, self._clock(), order_id),
+                "failed_attempts = 0, synced_at = %s WHERE order_id = %s AND version = %s",
+                (_EPOCH, self._clock(), order_id, version),
             )
+            cur = await conn.execute(_SELECT_ORDER, (order_id,))
             row = await cur.fetchone()
         if row is None:
-            raise LookupError(order_id)
-        return _row_to_channel(row)
+            raise OrderNotFoundError(order_id)
+        return _channel(row)
 
     async def record_failure(self, order_id: str, *, retry_at: datetime, error: str) -> None:
         async with self._connection() as conn:
@@ -227,6 +282,12 @@ class PostgresRegistry:
             )
 
     async def claim_pending(self, *, limit: int, lease: timedelta) -> list[ClaimedOrder]:
+        claimed = await self._claim("orders", "order_id", _COLUMNS, limit, lease)
+        return [ClaimedOrder(_channel(r), r[rows.FAILED_ATTEMPTS]) for r in claimed]
+
+    async def _claim(
+        self, table: str, key: str, columns: str, limit: int, lease: timedelta
+    ) -> list[Sequence[Any]]:
         now = self._clock()
         async with self._connection() as conn:
             # One statement, one transaction: rows another replica is claiming right now
@@ -234,30 +295,126 @@ class PostgresRegistry:
             # the re-checked ``claimed_until <= now`` and is skipped too.
             cur = await conn.execute(
                 "WITH due AS ("
-                "  SELECT order_id FROM orders"
+                f"  SELECT {key} FROM {table}"
                 "  WHERE sync_state = 'pending' AND next_attempt_at <= %(now)s"
                 "  AND claimed_until <= %(now)s"
                 "  ORDER BY next_attempt_at LIMIT %(limit)s"
                 "  FOR UPDATE SKIP LOCKED"
                 ") "
-                "UPDATE orders AS o SET claimed_until = %(until)s FROM due "
-                "WHERE o.order_id = due.order_id "
-                f"RETURNING {', '.join('o.' + c.strip() for c in _COLUMNS.split(','))}",
+                f"UPDATE {table} AS o SET claimed_until = %(until)s FROM due "
+                f"WHERE o.{key} = due.{key} "
+                f"RETURNING {', '.join('o.' + c.strip() for c in columns.split(','))}",
                 {"now": now, "limit": limit, "until": now + lease},
             )
-            claimed = await cur.fetchall()
-        return [ClaimedOrder(_row_to_channel(r), r[rows.FAILED_ATTEMPTS]) for r in claimed]
+            return list(await cur.fetchall())
+
+    async def claim(self, order_id: str, *, lease: timedelta) -> ClaimedOrder | None:
+        now = self._clock()
+        async with self._connection() as conn:
+            cur = await conn.execute(
+                "UPDATE orders SET claimed_until = %s WHERE order_id = %s "
+                "AND sync_state = 'pending' AND next_attempt_at <= %s AND claimed_until <= %s "
+                f"RETURNING {_COLUMNS}",
+                (now + lease, order_id, now, now),
+            )
+            row = await cur.fetchone()
+        return None if row is None else ClaimedOrder(_channel(row), row[rows.FAILED_ATTEMPTS])
+
+    async def resync(self, order_ids: Sequence[str]) -> int:
+        async with self._connection() as conn:
+            cur = await conn.execute(
+                "UPDATE orders SET sync_state = 'pending', next_attempt_at = %s, "
+                "version = version + 1 WHERE order_id = ANY(%s)",
+                (self._clock(), list(order_ids)),
+            )
+            return cur.rowcount
+
+    async def orders(self, *, after: str, limit: int) -> list[OrderChannel]:
+        async with self._connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_COLUMNS} FROM orders WHERE order_id > %s ORDER BY order_id LIMIT %s",
+                (after, limit),
+            )
+            found = await cur.fetchall()
+        return [_channel(r) for r in found]
+
+    # -- revocations -----------------------------------------------------------------------
+
+    async def revoke(
+        self, user_id: str, revoke_time: datetime, *, claim_for: timedelta
+    ) -> Revocation:
+        now = self._clock()
+        async with self._connection() as conn:
+            cur = await conn.execute(
+                "INSERT INTO revocations (user_id, revoke_time, sync_state, update_time, "
+                "next_attempt_at, claimed_until) VALUES (%s, %s, 'pending', %s, %s, %s) "
+                "ON CONFLICT (user_id) DO UPDATE SET "
+                "revoke_time = greatest(revocations.revoke_time, excluded.revoke_time), "
+                "sync_state = 'pending', update_time = excluded.update_time, "
+                "next_attempt_at = excluded.next_attempt_at, "
+                "claimed_until = excluded.claimed_until, failed_attempts = 0, last_error = NULL "
+                f"RETURNING {rows.REVOCATION_COLUMNS}",
+                (user_id, revoke_time, now, now, now + claim_for),
+            )
+            row = await cur.fetchone()
+        assert row is not None  # an upsert returns its row
+        return rows.revocation_from_row(row, _moment)
+
+    async def mark_revocation_synced(self, user_id: str, revoke_time: datetime) -> Revocation:
+        async with self._connection() as conn:
+            await conn.execute(
+                "UPDATE revocations SET sync_state = 'synced', synced_at = %s, claimed_until = %s, "
+                "last_error = NULL, failed_attempts = 0 WHERE user_id = %s AND revoke_time <= %s",
+                (self._clock(), _EPOCH, user_id, revoke_time),
+            )
+            cur = await conn.execute(
+                f"SELECT {rows.REVOCATION_COLUMNS} FROM revocations WHERE user_id = %s",
+                (user_id,),
+            )
+            row = await cur.fetchone()
+        if row is None:
+            raise LookupError(user_id)
+        return rows.revocation_from_row(row, _moment)
+
+    async def record_revocation_failure(
+        self, user_id: str, *, retry_at: datetime, error: str
+    ) -> None:
+        async with self._connection() as conn:
+            await conn.execute(
+                "UPDATE revocations SET failed_attempts = failed_attempts + 1, "
+                "next_attempt_at = %s, claimed_until = %s, last_error = %s "
+                "WHERE user_id = %s AND sync_state = 'pending'",
+                (retry_at, _EPOCH, error[:500], user_id),
+            )
+
+    async def claim_pending_revocations(
+        self, *, limit: int, lease: timedelta
+    ) -> list[ClaimedRevocation]:
+        claimed = await self._claim("revocations", "user_id", rows.REVOCATION_COLUMNS, limit, lease)
+        return [ClaimedRevocation(rows.revocation_from_row(r, _moment), r[3]) for r in claimed]
+
+    async def pending_revocations(self) -> list[Revocation]:
+        async with self._connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {rows.REVOCATION_COLUMNS} FROM revocations "
+                "WHERE sync_state = 'pending' ORDER BY user_id"
+            )
+            found = await cur.fetchall()
+        return [rows.revocation_from_row(r, _moment) for r in found]
 
     async def pending_stats(self) -> PendingStats:
         async with self._connection() as conn:
             cur = await conn.execute(
-                "SELECT count(*), min(create_time) FROM orders WHERE sync_state = 'pending'"
+                "SELECT count(*), min(update_time) FROM ("
+                "  SELECT update_time FROM orders WHERE sync_state = 'pending'"
+                "  UNION ALL"
+                "  SELECT update_time FROM revocations WHERE sync_state = 'pending') AS pending"
             )
             row = await cur.fetchone()
         assert row is not None  # an aggregate always returns one row
         count, oldest = row
         return PendingStats(
-            count=count, oldest_create_time=None if oldest is None else oldest.astimezone(UTC)
+            count=count, oldest_change_time=None if oldest is None else _moment(oldest)
         )
 
     async def close(self) -> None:

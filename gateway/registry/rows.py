@@ -1,42 +1,63 @@
-"""The ``orders`` row shape, shared by the SQLite and PostgreSQL registries.
+"""The row shapes, shared by the SQLite and PostgreSQL registries.
 
 They differ only in placeholders (``?`` / ``%s``) and how a moment is stored (epoch
-seconds / ``timestamptz``), so the column lists, the values of a new row and the mapping
-of a read row live here once.
+seconds / ``timestamptz``), so the column lists, the values of a written row and the
+mapping of a read row live here once. A moment read back is turned into an aware UTC
+datetime by the registry's ``moment_in`` function; one to be written by ``moment_out``.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from gateway.domain import OrderChannel, Participant, SyncState
+from gateway.domain import (
+    EventAction,
+    OrderChannel,
+    OrderEvent,
+    OrderState,
+    Participant,
+    Revocation,
+    SyncState,
+)
+
+MomentIn = Callable[[Any], datetime]
+MomentOut = Callable[[datetime], Any]
 
 SELECT_COLUMNS = (
     "order_id, channel_type, channel_id, buyer_user_id, buyer_name, buyer_image, "
-    "seller_user_id, seller_name, seller_image, sync_state, create_time, failed_attempts"
+    "seller_user_id, seller_name, seller_image, sync_state, create_time, failed_attempts, "
+    "state, agents, update_time, version"
 )
-"""What every read selects, in the order :func:`channel_from_row` expects."""
-CREATE_TIME, FAILED_ATTEMPTS = 10, 11
-"""Positions of ``create_time`` and ``failed_attempts`` in a read row."""
+"""What every order read selects, in the order :func:`channel_from_row` expects."""
+FAILED_ATTEMPTS = 11
+"""Position of ``failed_attempts`` in a read row."""
 
 INSERT_COLUMNS = (
     "order_id, channel_type, channel_id, buyer_user_id, buyer_name, buyer_image, "
     "seller_user_id, seller_name, seller_image, sync_state, create_time, next_attempt_at, "
-    "claimed_until"
+    "claimed_until, state, agents, update_time, version"
 )
-"""The columns of a new row, in the order of :func:`insert_values`."""
+"""The columns of a new order row, in the order of :func:`insert_values`."""
+
+EVENT_COLUMNS = "time, action, service, reason, agent_user_id"
+"""What an event read selects (and an insert writes after ``order_id``)."""
+
+REVOCATION_COLUMNS = "user_id, revoke_time, sync_state, failed_attempts"
+"""What every revocation read selects."""
+
+
+def agents_json(agents: Sequence[Participant]) -> str:
+    """The ``agents`` column: a JSON list of ``[user_id, display_name, image_url]``."""
+    return json.dumps([[a.user_id, a.display_name, a.image_url] for a in agents])
 
 
 def insert_values(
-    channel: OrderChannel,
-    now: datetime,
-    claimed_until: datetime,
-    moment: Callable[[datetime], Any],
+    channel: OrderChannel, now: datetime, claimed_until: datetime, moment: MomentOut
 ) -> tuple[Any, ...]:
-    """The values of ``channel``'s new row: due now, claimed until ``claimed_until``;
-    ``moment`` turns a datetime into what the database stores."""
+    """The values of ``channel``'s new row: due now, claimed until ``claimed_until``."""
     return (
         channel.order_id,
         channel.channel_type,
@@ -51,12 +72,36 @@ def insert_values(
         moment(channel.create_time),
         moment(now),
         moment(claimed_until),
+        channel.state.value,
+        agents_json(channel.agents),
+        moment(channel.update_time or channel.create_time),
+        channel.version,
     )
 
 
-def channel_from_row(row: Sequence[Any], create_time: datetime) -> OrderChannel:
-    """The channel of a row read with :data:`SELECT_COLUMNS` (``create_time``: the row's
-    ``create_time`` as an aware UTC datetime)."""
+UPDATE_SET = (
+    "state = {p}, agents = {p}, update_time = {p}, version = {p}, sync_state = 'pending', "
+    "next_attempt_at = {p}, claimed_until = {p}, failed_attempts = 0, last_error = NULL"
+)
+"""The assignments of a changed order (format ``p`` with the placeholder)."""
+
+
+def update_values(
+    channel: OrderChannel, now: datetime, claimed_until: datetime, moment: MomentOut
+) -> tuple[Any, ...]:
+    """The values for :data:`UPDATE_SET`: the change is due now, claimed until then."""
+    return (
+        channel.state.value,
+        agents_json(channel.agents),
+        moment(channel.update_time or now),
+        channel.version,
+        moment(now),
+        moment(claimed_until),
+    )
+
+
+def channel_from_row(row: Sequence[Any], moment: MomentIn) -> OrderChannel:
+    """The channel of a row read with :data:`SELECT_COLUMNS`."""
     return OrderChannel(
         order_id=row[0],
         channel_type=row[1],
@@ -64,5 +109,31 @@ def channel_from_row(row: Sequence[Any], create_time: datetime) -> OrderChannel:
         buyer=Participant(row[3], row[4], row[5]),
         seller=Participant(row[6], row[7], row[8]),
         sync_state=SyncState(row[9]),
-        create_time=create_time,
+        create_time=moment(row[10]),
+        state=OrderState(row[12]),
+        agents=tuple(Participant(*agent) for agent in json.loads(row[13])),
+        update_time=moment(row[14]),
+        version=row[15],
     )
+
+
+def event_values(order_id: str, event: OrderEvent, moment: MomentOut) -> tuple[Any, ...]:
+    """``order_id`` and the :data:`EVENT_COLUMNS` of an event to insert."""
+    return (
+        order_id,
+        moment(event.time),
+        event.action.value,
+        event.service,
+        event.reason,
+        event.agent_user_id,
+    )
+
+
+def event_from_row(row: Sequence[Any], moment: MomentIn) -> OrderEvent:
+    """The event of a row read with :data:`EVENT_COLUMNS`."""
+    return OrderEvent(moment(row[0]), EventAction(row[1]), row[2], row[3], row[4])
+
+
+def revocation_from_row(row: Sequence[Any], moment: MomentIn) -> Revocation:
+    """The revocation of a row read with :data:`REVOCATION_COLUMNS`."""
+    return Revocation(row[0], moment(row[1]), SyncState(row[2]))

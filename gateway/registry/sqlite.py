@@ -1,8 +1,16 @@
 """SQLite order registry (stdlib ``sqlite3``), the embedded default for one host.
 
-All database work runs on one dedicated thread with its own connection, so the event
-loop never blocks on disk and in-process writes are serialised. Writes use
-``BEGIN IMMEDIATE`` and WAL mode, so a few processes can share the file safely.
+Database work runs on two dedicated threads, each with its own connection, so the event
+loop never blocks on disk: one thread writes (in-process writes are serialised, each in a
+``BEGIN IMMEDIATE`` transaction), the other reads. In WAL mode readers never wait for a
+writer, so a read is not queued behind a write that waits for a lock held by another
+process. A few processes can share the file (``serve --workers N``).
+
+Every call is bounded by ``timeout_s`` (``CHAT_GATEWAY_DATABASE_TIMEOUT``) in total: the
+time queued for its thread, the time waiting for SQLite's lock (``busy_timeout``) and the
+work itself. Past it the call fails with :class:`UnavailableError`; work whose caller has
+given up before it started is skipped. A write that times out while it runs may still
+commit: every write is idempotent, so the caller's retry is safe.
 """
 
 from __future__ import annotations
@@ -11,14 +19,26 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from gateway.domain import OrderChannel, UnavailableError
-from gateway.registry import ClaimedOrder, PendingStats, rows
+from gateway.domain import (
+    OrderChannel,
+    OrderEvent,
+    OrderNotFoundError,
+    Revocation,
+    UnavailableError,
+)
+from gateway.registry import (
+    ClaimedOrder,
+    ClaimedRevocation,
+    PendingStats,
+    Transition,
+    rows,
+)
 from gateway.registry.migrations import SQLITE_MIGRATIONS
 from gateway.tokens import Clock, utc_now
 
@@ -27,69 +47,129 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _COLUMNS = rows.SELECT_COLUMNS
+_SELECT_ORDER = f"SELECT {_COLUMNS} FROM orders WHERE order_id = ?"
 _INSERT = (
     f"INSERT INTO orders ({rows.INSERT_COLUMNS}) "
     f"VALUES ({', '.join('?' * len(rows.INSERT_COLUMNS.split(',')))})"
 )
+_INSERT_EVENT = (
+    f"INSERT INTO order_events (order_id, {rows.EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+)
+_UPDATE = f"UPDATE orders SET {rows.UPDATE_SET.format(p='?')} WHERE order_id = ?"
 
 
 def _ts(value: datetime) -> float:
     return value.timestamp()
 
 
-def _row_to_channel(row: sqlite3.Row) -> OrderChannel:
-    return rows.channel_from_row(row, datetime.fromtimestamp(row[rows.CREATE_TIME], UTC))
+def _moment(value: float) -> datetime:
+    return datetime.fromtimestamp(value, UTC)
+
+
+def _channel(row: Sequence[Any]) -> OrderChannel:
+    return rows.channel_from_row(row, _moment)
 
 
 class SqliteRegistry:
     """:class:`gateway.registry.OrderRegistry` on a SQLite file."""
 
-    def __init__(self, path: str, *, clock: Clock = utc_now, busy_timeout_s: float = 5.0) -> None:
+    def __init__(self, path: str, *, clock: Clock = utc_now, timeout_s: float = 2.0) -> None:
         self._path = path
         self._clock = clock
-        self._busy_timeout_s = busy_timeout_s
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-registry")
-        self._conn: sqlite3.Connection | None = None
+        self._timeout_s = timeout_s
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        # An in-memory database exists once per connection: it is read where it is written.
+        self._reader = (
+            self._writer
+            if path == ":memory:"
+            else ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-reader")
+        )
+        self._write_conn: sqlite3.Connection | None = None
+        self._read_conn: sqlite3.Connection | None = None
 
     @classmethod
-    async def open(cls, path: str, *, clock: Clock = utc_now) -> SqliteRegistry:
+    async def open(
+        cls, path: str, *, clock: Clock = utc_now, timeout_s: float = 2.0
+    ) -> SqliteRegistry:
         """Open (creating if needed) the database file and apply pending migrations."""
-        registry = cls(path, clock=clock)
-        await registry._run(registry._connect)
+        registry = cls(path, clock=clock, timeout_s=timeout_s)
+        try:
+            # Opening may wait for other processes migrating the same file: allow longer.
+            await registry._call(registry._writer, registry._open_writer, max(timeout_s, 10.0))
+            await registry._call(registry._reader, registry._open_reader, max(timeout_s, 10.0))
+        except BaseException:
+            await registry.close()
+            raise
         return registry
 
     # -- thread plumbing -------------------------------------------------------------------
 
-    async def _run(self, fn: Callable[[], T]) -> T:
+    async def _call(
+        self, executor: ThreadPoolExecutor, fn: Callable[[], T], timeout_s: float | None = None
+    ) -> T:
+        """Run ``fn`` on ``executor``'s thread, within the call's time bound."""
+        bound = self._timeout_s if timeout_s is None else timeout_s
+        deadline = time.monotonic() + bound
+
+        def bounded() -> T:
+            if time.monotonic() >= deadline:
+                raise TimeoutError("gave up while queued")
+            return fn()
+
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, fn)
-        except sqlite3.OperationalError as exc:
-            # Locked past busy_timeout, disk full, file gone: transient for the caller.
-            logger.warning("sqlite registry unavailable: %s", exc)
+            async with asyncio.timeout(bound):
+                return await loop.run_in_executor(executor, bounded)
+        except (sqlite3.OperationalError, TimeoutError) as exc:
+            # Locked past the bound, disk full, file gone: transient for the caller.
+            logger.warning("sqlite registry unavailable: %s: %s", type(exc).__name__, exc)
             raise UnavailableError("order registry is unavailable, retry later") from exc
 
-    def _connect(self) -> None:
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._call(self._writer, lambda: fn(self._conn(self._write_conn)))
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._call(self._reader, lambda: fn(self._conn(self._read_conn)))
+
+    @staticmethod
+    def _conn(conn: sqlite3.Connection | None) -> sqlite3.Connection:
+        if conn is None:
+            raise UnavailableError("order registry is closed")
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
         if self._path != ":memory:":
             Path(self._path).parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(
             self._path,
-            timeout=self._busy_timeout_s,
+            timeout=self._timeout_s,  # SQLite's busy_timeout: waiting for another's lock
             isolation_level=None,
             check_same_thread=False,
         )
         conn.row_factory = sqlite3.Row
+        return conn
+
+    def _open_writer(self) -> None:
+        conn = self._connect()
         # Several processes (serve --workers N) may open a fresh file at once. Switching it to
         # WAL can report "database is locked" at once, without waiting on the busy timeout,
-        # while another process holds the lock for the same switch: retry within the timeout.
+        # while another process holds the lock for the same switch: retry within the bound.
         self._retry_locked(lambda: conn.execute("PRAGMA journal_mode=WAL"))
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
-        self._conn = conn
+        self._write_conn = conn
         self._retry_locked(lambda: self._migrate(conn))
 
+    def _open_reader(self) -> None:
+        if self._path == ":memory:":
+            self._read_conn = self._write_conn
+            return
+        conn = self._connect()
+        conn.execute("PRAGMA query_only=ON")
+        self._read_conn = conn
+
     def _retry_locked(self, step: Callable[[], object]) -> None:
-        deadline = time.monotonic() + self._busy_timeout_s
+        deadline = time.monotonic() + max(self._timeout_s, 10.0)
         while True:
             try:
                 step()
@@ -100,141 +180,274 @@ class SqliteRegistry:
                 time.sleep(0.05)
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.execute(
+        def work(db: sqlite3.Connection) -> None:
+            db.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations "
                 "(version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
             )
-            applied = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+            applied = {r[0] for r in db.execute("SELECT version FROM schema_migrations")}
             for version, statements in SQLITE_MIGRATIONS:
                 if version in applied:
                     continue
                 for statement in statements:
-                    conn.execute(statement)
-                conn.execute(
+                    db.execute(statement)
+                db.execute(
                     "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
                     (version, _ts(self._clock())),
                 )
                 logger.info("sqlite registry: applied migration %d", version)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
 
-    @property
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise UnavailableError("order registry is closed")
-        return self._conn
+        _transaction(conn, work)
 
-    # -- OrderRegistry ---------------------------------------------------------------------
+    # -- orders ----------------------------------------------------------------------------
 
     async def ensure(
-        self, channel: OrderChannel, *, claim_for: timedelta
+        self, channel: OrderChannel, event: OrderEvent, *, claim_for: timedelta
     ) -> tuple[OrderChannel, bool]:
-        def existing(row: sqlite3.Row) -> tuple[OrderChannel, bool]:
-            return _row_to_channel(row), False
+        # Repeats are the common case: answer them without the writer thread or its lock.
+        known = await self.get(channel.order_id)
+        if known is not None:
+            return known, False
 
-        def work() -> tuple[OrderChannel, bool]:
-            db = self._db
-            select = f"SELECT {_COLUMNS} FROM orders WHERE order_id = ?"
-            # Repeats are the common case: answer them without taking the write lock.
-            row = db.execute(select, (channel.order_id,)).fetchone()
+        def work(db: sqlite3.Connection) -> tuple[OrderChannel, bool]:
+            row = db.execute(_SELECT_ORDER, (channel.order_id,)).fetchone()
             if row is not None:
-                return existing(row)
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                row = db.execute(select, (channel.order_id,)).fetchone()
-                if row is not None:
-                    db.execute("COMMIT")
-                    return existing(row)
-                now = self._clock()
-                db.execute(_INSERT, rows.insert_values(channel, now, now + claim_for, _ts))
-                db.execute("COMMIT")
-                return channel, True
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+                return _channel(row), False
+            now = self._clock()
+            db.execute(_INSERT, rows.insert_values(channel, now, now + claim_for, _ts))
+            db.execute(_INSERT_EVENT, rows.event_values(channel.order_id, event, _ts))
+            return channel, True
 
-        return await self._run(work)
+        return await self._write(lambda db: _transaction(db, work))
 
     async def get(self, order_id: str) -> OrderChannel | None:
-        def work() -> OrderChannel | None:
-            row = self._db.execute(
-                f"SELECT {_COLUMNS} FROM orders WHERE order_id = ?", (order_id,)
-            ).fetchone()
-            return None if row is None else _row_to_channel(row)
+        def work(db: sqlite3.Connection) -> OrderChannel | None:
+            row = db.execute(_SELECT_ORDER, (order_id,)).fetchone()
+            return None if row is None else _channel(row)
 
-        return await self._run(work)
+        return await self._read(work)
 
-    async def mark_synced(self, order_id: str) -> OrderChannel:
-        def work() -> OrderChannel:
-            row = self._db.execute(
-                "UPDATE orders SET sync_state = 'synced', claimed_until = 0, last_error = NULL, "
-                f"synced_at = ? WHERE order_id = ? RETURNING {_COLUMNS}",
-                (_ts(self._clock()), order_id),
-            ).fetchone()
+    async def history(self, order_id: str) -> list[OrderEvent]:
+        def work(db: sqlite3.Connection) -> list[OrderEvent]:
+            found = db.execute(
+                f"SELECT {rows.EVENT_COLUMNS} FROM order_events WHERE order_id = ? ORDER BY id",
+                (order_id,),
+            ).fetchall()
+            return [rows.event_from_row(r, _moment) for r in found]
+
+        return await self._read(work)
+
+    async def change(
+        self, order_id: str, transition: Transition, *, claim_for: timedelta
+    ) -> tuple[OrderChannel, bool]:
+        def work(db: sqlite3.Connection) -> tuple[OrderChannel, bool]:
+            row = db.execute(_SELECT_ORDER, (order_id,)).fetchone()
             if row is None:
-                raise LookupError(order_id)
-            return _row_to_channel(row)
+                raise OrderNotFoundError(order_id)
+            change = transition(_channel(row))
+            if change is None:
+                return _channel(row), False
+            changed, events = change
+            now = self._clock()
+            db.execute(_UPDATE, (*rows.update_values(changed, now, now + claim_for, _ts), order_id))
+            for event in events:
+                db.execute(_INSERT_EVENT, rows.event_values(order_id, event, _ts))
+            return changed, True
 
-        return await self._run(work)
+        return await self._write(lambda db: _transaction(db, work))
+
+    async def mark_synced(self, order_id: str, version: int) -> OrderChannel:
+        def work(db: sqlite3.Connection) -> OrderChannel:
+            db.execute(
+                "UPDATE orders SET sync_state = 'synced', claimed_until = 0, last_error = NULL, "
+                "failed_attempts = 0, synced_at = ? WHERE order_id = ? AND version = ?",
+                (_ts(self._clock()), order_id, version),
+            )
+            row = db.execute(_SELECT_ORDER, (order_id,)).fetchone()
+            if row is None:
+                raise OrderNotFoundError(order_id)
+            return _channel(row)
+
+        return await self._write(lambda db: _transaction(db, work))
 
     async def record_failure(self, order_id: str, *, retry_at: datetime, error: str) -> None:
-        def work() -> None:
-            self._db.execute(
+        def work(db: sqlite3.Connection) -> None:
+            db.execute(
                 "UPDATE orders SET failed_attempts = failed_attempts + 1, next_attempt_at = ?, "
                 "claimed_until = 0, last_error = ? WHERE order_id = ? AND sync_state = 'pending'",
                 (_ts(retry_at), error[:500], order_id),
             )
 
-        await self._run(work)
+        await self._write(work)
 
     async def claim_pending(self, *, limit: int, lease: timedelta) -> list[ClaimedOrder]:
-        def work() -> list[ClaimedOrder]:
-            db = self._db
+        def work(db: sqlite3.Connection) -> list[ClaimedOrder]:
             now = self._clock()
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                claimed = db.execute(
-                    f"UPDATE orders SET claimed_until = ? WHERE order_id IN ("
-                    "  SELECT order_id FROM orders WHERE sync_state = 'pending'"
-                    "  AND next_attempt_at <= ? AND claimed_until <= ?"
-                    "  ORDER BY next_attempt_at LIMIT ?"
-                    f") RETURNING {_COLUMNS}",
-                    (_ts(now + lease), _ts(now), _ts(now), limit),
-                ).fetchall()
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
-            return [ClaimedOrder(_row_to_channel(r), r[rows.FAILED_ATTEMPTS]) for r in claimed]
+            claimed = db.execute(
+                f"UPDATE orders SET claimed_until = ? WHERE order_id IN ("
+                "  SELECT order_id FROM orders WHERE sync_state = 'pending'"
+                "  AND next_attempt_at <= ? AND claimed_until <= ?"
+                "  ORDER BY next_attempt_at LIMIT ?"
+                f") RETURNING {_COLUMNS}",
+                (_ts(now + lease), _ts(now), _ts(now), limit),
+            ).fetchall()
+            return [ClaimedOrder(_channel(r), r[rows.FAILED_ATTEMPTS]) for r in claimed]
 
-        return await self._run(work)
+        return await self._write(lambda db: _transaction(db, work))
 
-    async def pending_stats(self) -> PendingStats:
-        def work() -> PendingStats:
-            count, oldest = self._db.execute(
-                "SELECT COUNT(*), MIN(create_time) FROM orders WHERE sync_state = 'pending'"
+    async def claim(self, order_id: str, *, lease: timedelta) -> ClaimedOrder | None:
+        def work(db: sqlite3.Connection) -> ClaimedOrder | None:
+            now = self._clock()
+            row = db.execute(
+                "UPDATE orders SET claimed_until = ? WHERE order_id = ? "
+                "AND sync_state = 'pending' AND next_attempt_at <= ? AND claimed_until <= ? "
+                f"RETURNING {_COLUMNS}",
+                (_ts(now + lease), order_id, _ts(now), _ts(now)),
             ).fetchone()
-            return PendingStats(
-                count=count,
-                oldest_create_time=None if oldest is None else datetime.fromtimestamp(oldest, UTC),
+            return None if row is None else ClaimedOrder(_channel(row), row[rows.FAILED_ATTEMPTS])
+
+        return await self._write(lambda db: _transaction(db, work))
+
+    async def resync(self, order_ids: Sequence[str]) -> int:
+        def work(db: sqlite3.Connection) -> int:
+            now = _ts(self._clock())
+            found = 0
+            for order_id in order_ids:
+                found += db.execute(
+                    "UPDATE orders SET sync_state = 'pending', next_attempt_at = ?, "
+                    "version = version + 1 WHERE order_id = ?",
+                    (now, order_id),
+                ).rowcount
+            return found
+
+        return await self._write(lambda db: _transaction(db, work))
+
+    async def orders(self, *, after: str, limit: int) -> list[OrderChannel]:
+        def work(db: sqlite3.Connection) -> list[OrderChannel]:
+            found = db.execute(
+                f"SELECT {_COLUMNS} FROM orders WHERE order_id > ? ORDER BY order_id LIMIT ?",
+                (after, limit),
+            ).fetchall()
+            return [_channel(r) for r in found]
+
+        return await self._read(work)
+
+    # -- revocations -----------------------------------------------------------------------
+
+    async def revoke(
+        self, user_id: str, revoke_time: datetime, *, claim_for: timedelta
+    ) -> Revocation:
+        def work(db: sqlite3.Connection) -> Revocation:
+            now = self._clock()
+            row = db.execute(
+                "INSERT INTO revocations (user_id, revoke_time, sync_state, update_time, "
+                "next_attempt_at, claimed_until) VALUES (?, ?, 'pending', ?, ?, ?) "
+                "ON CONFLICT (user_id) DO UPDATE SET "
+                "revoke_time = max(revoke_time, excluded.revoke_time), sync_state = 'pending', "
+                "update_time = excluded.update_time, next_attempt_at = excluded.next_attempt_at, "
+                "claimed_until = excluded.claimed_until, failed_attempts = 0, last_error = NULL "
+                f"RETURNING {rows.REVOCATION_COLUMNS}",
+                (user_id, _ts(revoke_time), _ts(now), _ts(now), _ts(now + claim_for)),
+            ).fetchone()
+            return rows.revocation_from_row(row, _moment)
+
+        return await self._write(lambda db: _transaction(db, work))
+
+    async def mark_revocation_synced(self, user_id: str, revoke_time: datetime) -> Revocation:
+        def work(db: sqlite3.Connection) -> Revocation:
+            db.execute(
+                "UPDATE revocations SET sync_state = 'synced', synced_at = ?, claimed_until = 0, "
+                "last_error = NULL, failed_attempts = 0 WHERE user_id = ? AND revoke_time <= ?",
+                (_ts(self._clock()), user_id, _ts(revoke_time)),
+            )
+            row = db.execute(
+                f"SELECT {rows.REVOCATION_COLUMNS} FROM revocations WHERE user_id = ?", (user_id,)
+            ).fetchone()
+            return rows.revocation_from_row(row, _moment)
+
+        return await self._write(lambda db: _transaction(db, work))
+
+    async def record_revocation_failure(
+        self, user_id: str, *, retry_at: datetime, error: str
+    ) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            db.execute(
+                "UPDATE revocations SET failed_attempts = failed_attempts + 1, "
+                "next_attempt_at = ?, claimed_until = 0, last_error = ? "
+                "WHERE user_id = ? AND sync_state = 'pending'",
+                (_ts(retry_at), error[:500], user_id),
             )
 
-        return await self._run(work)
+        await self._write(work)
+
+    async def claim_pending_revocations(
+        self, *, limit: int, lease: timedelta
+    ) -> list[ClaimedRevocation]:
+        def work(db: sqlite3.Connection) -> list[ClaimedRevocation]:
+            now = self._clock()
+            claimed = db.execute(
+                "UPDATE revocations SET claimed_until = ? WHERE user_id IN ("
+                "  SELECT user_id FROM revocations WHERE sync_state = 'pending'"
+                "  AND next_attempt_at <= ? AND claimed_until <= ?"
+                "  ORDER BY next_attempt_at LIMIT ?"
+                f") RETURNING {rows.REVOCATION_COLUMNS}",
+                (_ts(now + lease), _ts(now), _ts(now), limit),
+            ).fetchall()
+            return [ClaimedRevocation(rows.revocation_from_row(r, _moment), r[3]) for r in claimed]
+
+        return await self._write(lambda db: _transaction(db, work))
+
+    async def pending_revocations(self) -> list[Revocation]:
+        def work(db: sqlite3.Connection) -> list[Revocation]:
+            found = db.execute(
+                f"SELECT {rows.REVOCATION_COLUMNS} FROM revocations "
+                "WHERE sync_state = 'pending' ORDER BY user_id"
+            ).fetchall()
+            return [rows.revocation_from_row(r, _moment) for r in found]
+
+        return await self._read(work)
+
+    async def pending_stats(self) -> PendingStats:
+        def work(db: sqlite3.Connection) -> PendingStats:
+            count, oldest = db.execute(
+                "SELECT COUNT(*), MIN(update_time) FROM ("
+                "  SELECT update_time FROM orders WHERE sync_state = 'pending'"
+                "  UNION ALL"
+                "  SELECT update_time FROM revocations WHERE sync_state = 'pending')"
+            ).fetchone()
+            return PendingStats(
+                count=count, oldest_change_time=None if oldest is None else _moment(oldest)
+            )
+
+        return await self._read(work)
 
     async def close(self) -> None:
-        def work() -> None:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        def closer(attr: str) -> Callable[[], None]:
+            def work() -> None:
+                conn = getattr(self, attr)
+                if conn is not None:
+                    conn.close()
+                    setattr(self, attr, None)
 
+            return work
+
+        loop = asyncio.get_running_loop()
         try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, work)
+            await loop.run_in_executor(self._reader, closer("_read_conn"))
+            await loop.run_in_executor(self._writer, closer("_write_conn"))
         finally:
-            self._executor.shutdown(wait=True)
+            self._writer.shutdown(wait=True)
+            self._reader.shutdown(wait=True)
+
+
+def _transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """``work`` in one ``BEGIN IMMEDIATE`` transaction: committed, or rolled back."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(db)
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return result

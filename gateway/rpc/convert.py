@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from google.protobuf import duration_pb2, timestamp_pb2
 from tradetrust.chat.v1 import chat_gateway_pb2 as pb
@@ -12,13 +12,25 @@ from gateway.domain import (
     InvalidArgumentError,
     IssuedToken,
     OrderChannel,
+    OrderEvent,
+    OrderState,
     Participant,
+    Revocation,
     Role,
     SyncState,
 )
 
-_ROLE = {Role.BUYER: pb.PARTICIPANT_ROLE_BUYER, Role.SELLER: pb.PARTICIPANT_ROLE_SELLER}
+_ROLE = {
+    Role.BUYER: pb.PARTICIPANT_ROLE_BUYER,
+    Role.SELLER: pb.PARTICIPANT_ROLE_SELLER,
+    Role.SUPPORT: pb.PARTICIPANT_ROLE_SUPPORT,
+}
 _SYNC = {SyncState.PENDING: pb.SYNC_STATE_PENDING, SyncState.SYNCED: pb.SYNC_STATE_SYNCED}
+_STATE = {
+    OrderState.OPEN: pb.ORDER_CHANNEL_STATE_OPEN,
+    OrderState.CLOSED: pb.ORDER_CHANNEL_STATE_CLOSED,
+    OrderState.DISPUTED: pb.ORDER_CHANNEL_STATE_DISPUTED,
+}
 _NANOS_PER_SECOND = 1_000_000_000
 
 
@@ -60,12 +72,41 @@ def channel_to_proto(channel: OrderChannel, out: pb.OrderChannel | None = None) 
     message.buyer_user_id = channel.buyer.user_id
     message.seller_user_id = channel.seller.user_id
     message.sync_state = _SYNC[channel.sync_state]
-    created: timestamp_pb2.Timestamp = message.create_time
-    # Timestamp.FromDatetime is slow pure Python; create_time is an aware UTC datetime.
-    moment = channel.create_time
-    created.seconds = int(moment.timestamp())
-    created.nanos = moment.microsecond * 1000
+    _set_time(message.create_time, channel.create_time)
+    message.state = _STATE[channel.state]
+    message.support_agent_user_ids.extend(channel.agent_ids)
+    _set_time(message.update_time, channel.update_time or channel.create_time)
     return message
+
+
+def _set_time(out: timestamp_pb2.Timestamp, moment: datetime) -> None:
+    # Timestamp.FromDatetime is slow pure Python; domain times are aware UTC datetimes.
+    out.seconds = int(moment.timestamp())
+    out.nanos = moment.microsecond * 1000
+
+
+def get_to_proto(channel: OrderChannel, history: list[OrderEvent]) -> pb.GetOrderChannelResponse:
+    """The GetOrderChannel response."""
+    response = pb.GetOrderChannelResponse()
+    channel_to_proto(channel, response.channel)
+    for event in history:
+        item = response.history.add(
+            action=event.action.value,
+            service=event.service,
+            reason=event.reason,
+            agent_user_id=event.agent_user_id,
+        )
+        _set_time(item.time, event.time)
+    return response
+
+
+def revocation_to_proto(revocation: Revocation) -> pb.RevokeUserTokensResponse:
+    """The RevokeUserTokens response."""
+    response = pb.RevokeUserTokensResponse(
+        user_id=revocation.user_id, sync_state=_SYNC[revocation.sync_state]
+    )
+    _set_time(response.revoke_time, revocation.revoke_time)
+    return response
 
 
 def ensure_to_proto(channel: OrderChannel, created: bool) -> pb.EnsureOrderChannelResponse:

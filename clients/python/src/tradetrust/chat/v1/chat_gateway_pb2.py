@@ -26,7 +26,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%tradetrust/chat/v1/chat_gateway.proto\x12\x12tradetrust.chat.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"L\n\x11IssueTokenRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12&\n\x03ttl\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"v\n\x12IssueTokenResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x61pi_key\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\"G\n\x0bParticipant\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x11\n\timage_url\x18\x03 \x01(\t\"\x8e\x01\n\x19\x45nsureOrderChannelRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12.\n\x05\x62uyer\x18\x02 \x01(\x0b\x32\x1f.tradetrust.chat.v1.Participant\x12/\n\x06seller\x18\x03 \x01(\x0b\x32\x1f.tradetrust.chat.v1.Participant\"`\n\x1a\x45nsureOrderChannelResponse\x12\x31\n\x07\x63hannel\x18\x01 \x01(\x0b\x32 .tradetrust.chat.v1.OrderChannel\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"@\n\x1b\x41uthorizeParticipantRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"\x95\x01\n\x1c\x41uthorizeParticipantResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12\x31\n\x04role\x18\x02 \x01(\x0e\x32#.tradetrust.chat.v1.ParticipantRole\x12\x31\n\x07\x63hannel\x18\x03 \x01(\x0b\x32 .tradetrust.chat.v1.OrderChannel\"\xea\x01\n\x0cOrderChannel\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63hannel_type\x18\x02 \x01(\t\x12\x12\n\nchannel_id\x18\x03 \x01(\t\x12\x0b\n\x03\x63id\x18\x04 \x01(\t\x12\x15\n\rbuyer_user_id\x18\x05 \x01(\t\x12\x16\n\x0eseller_user_id\x18\x06 \x01(\t\x12\x31\n\nsync_state\x18\x07 \x01(\x0e\x32\x1d.tradetrust.chat.v1.SyncState\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*l\n\x0fParticipantRole\x12 \n\x1cPARTICIPANT_ROLE_UNSPECIFIED\x10\x00\x12\x1a\n\x16PARTICIPANT_ROLE_BUYER\x10\x01\x12\x1b\n\x17PARTICIPANT_ROLE_SELLER\x10\x02*V\n\tSyncState\x12\x1a\n\x16SYNC_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12SYNC_STATE_PENDING\x10\x01\x12\x15\n\x11SYNC_STATE_SYNCED\x10\x02\x32\xda\x02\n\x0b\x43hatGateway\x12[\n\nIssueToken\x12%.tradetrust.chat.v1.IssueTokenRequest\x1a&.tradetrust.chat.v1.IssueTokenResponse\x12s\n\x12\x45nsureOrderChannel\x12-.tradetrust.chat.v1.EnsureOrderChannelRequest\x1a..tradetrust.chat.v1.EnsureOrderChannelResponse\x12y\n\x14\x41uthorizeParticipant\x12/.tradetrust.chat.v1.AuthorizeParticipantRequest\x1a\x30.tradetrust.chat.v1.AuthorizeParticipantResponseB_\n\x16\x63om.tradetrust.chat.v1P\x01ZCgithub.com/tradetrust/chat-gateway/gen/go/tradetrust/chat/v1;chatv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%tradetrust/chat/v1/chat_gateway.proto\x12\x12tradetrust.chat.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"L\n\x11IssueTokenRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12&\n\x03ttl\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"v\n\x12IssueTokenResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x61pi_key\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\"G\n\x0bParticipant\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x11\n\timage_url\x18\x03 \x01(\t\"\x8e\x01\n\x19\x45nsureOrderChannelRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12.\n\x05\x62uyer\x18\x02 \x01(\x0b\x32\x1f.tradetrust.chat.v1.Participant\x12/\n\x06seller\x18\x03 \x01(\x0b\x32\x1f.tradetrust.chat.v1.Participant\"`\n\x1a\x45nsureOrderChannelResponse\x12\x31\n\x07\x63hannel\x18\x01 \x01(\x0b\x32 .tradetrust.chat.v1.OrderChannel\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"@\n\x1b\x41uthorizeParticipantRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"\x95\x01\n\x1c\x41uthorizeParticipantResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12\x31\n\x04role\x18\x02 \x01(\x0e\x32#.tradetrust.chat.v1.ParticipantRole\x12\x31\n\x07\x63hannel\x18\x03 \x01(\x0b\x32 .tradetrust.chat.v1.OrderChannel\"*\n\x16GetOrderChannelRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"\x84\x01\n\x17GetOrderChannelResponse\x12\x31\n\x07\x63hannel\x18\x01 \x01(\x0b\x32 .tradetrust.chat.v1.OrderChannel\x12\x36\n\x07history\x18\x02 \x03(\x0b\x32%.tradetrust.chat.v1.OrderChannelEvent\"<\n\x18\x43loseOrderChannelRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"N\n\x19\x43loseOrderChannelResponse\x12\x31\n\x07\x63hannel\x18\x01 \x01(\x0b\x32 .tradetrust.chat.v1.OrderChannel\"f\n\x12OpenDisputeRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12.\n\x05\x61gent\x18\x02 \x01(\x0b\x32\x1f.tradetrust.chat.v1.Participant\x12\x0e\n\x06reason\x18\x03 \x01(\t\"H\n\x13OpenDisputeResponse\x12\x31\n\x07\x63hannel\x18\x01 \x01(\x0b\x32 .tradetrust.chat.v1.OrderChannel\"*\n\x17RevokeUserTokensRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"\x8f\x01\n\x18RevokeUserTokensResponse\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12/\n\x0brevoke_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\nsync_state\x18\x03 \x01(\x0e\x32\x1d.tradetrust.chat.v1.SyncState\"\x85\x01\n\x11OrderChannelEvent\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\x0f\n\x07service\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x15\n\ragent_user_id\x18\x05 \x01(\t\"\xf1\x02\n\x0cOrderChannel\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63hannel_type\x18\x02 \x01(\t\x12\x12\n\nchannel_id\x18\x03 \x01(\t\x12\x0b\n\x03\x63id\x18\x04 \x01(\t\x12\x15\n\rbuyer_user_id\x18\x05 \x01(\t\x12\x16\n\x0eseller_user_id\x18\x06 \x01(\t\x12\x31\n\nsync_state\x18\x07 \x01(\x0e\x32\x1d.tradetrust.chat.v1.SyncState\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x05state\x18\t \x01(\x0e\x32%.tradetrust.chat.v1.OrderChannelState\x12\x1e\n\x16support_agent_user_ids\x18\n \x03(\t\x12/\n\x0bupdate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x98\x01\n\x11OrderChannelState\x12#\n\x1fORDER_CHANNEL_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18ORDER_CHANNEL_STATE_OPEN\x10\x01\x12\x1e\n\x1aORDER_CHANNEL_STATE_CLOSED\x10\x02\x12 \n\x1cORDER_CHANNEL_STATE_DISPUTED\x10\x03*\x8a\x01\n\x0fParticipantRole\x12 \n\x1cPARTICIPANT_ROLE_UNSPECIFIED\x10\x00\x12\x1a\n\x16PARTICIPANT_ROLE_BUYER\x10\x01\x12\x1b\n\x17PARTICIPANT_ROLE_SELLER\x10\x02\x12\x1c\n\x18PARTICIPANT_ROLE_SUPPORT\x10\x03*V\n\tSyncState\x12\x1a\n\x16SYNC_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12SYNC_STATE_PENDING\x10\x01\x12\x15\n\x11SYNC_STATE_SYNCED\x10\x02\x32\x87\x06\n\x0b\x43hatGateway\x12[\n\nIssueToken\x12%.tradetrust.chat.v1.IssueTokenRequest\x1a&.tradetrust.chat.v1.IssueTokenResponse\x12s\n\x12\x45nsureOrderChannel\x12-.tradetrust.chat.v1.EnsureOrderChannelRequest\x1a..tradetrust.chat.v1.EnsureOrderChannelResponse\x12y\n\x14\x41uthorizeParticipant\x12/.tradetrust.chat.v1.AuthorizeParticipantRequest\x1a\x30.tradetrust.chat.v1.AuthorizeParticipantResponse\x12j\n\x0fGetOrderChannel\x12*.tradetrust.chat.v1.GetOrderChannelRequest\x1a+.tradetrust.chat.v1.GetOrderChannelResponse\x12p\n\x11\x43loseOrderChannel\x12,.tradetrust.chat.v1.CloseOrderChannelRequest\x1a-.tradetrust.chat.v1.CloseOrderChannelResponse\x12^\n\x0bOpenDispute\x12&.tradetrust.chat.v1.OpenDisputeRequest\x1a\'.tradetrust.chat.v1.OpenDisputeResponse\x12m\n\x10RevokeUserTokens\x12+.tradetrust.chat.v1.RevokeUserTokensRequest\x1a,.tradetrust.chat.v1.RevokeUserTokensResponseB_\n\x16\x63om.tradetrust.chat.v1P\x01ZCgithub.com/tradetrust/chat-gateway/gen/go/tradetrust/chat/v1;chatv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,10 +34,12 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tradetrust.chat.v1.chat_gat
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\026com.tradetrust.chat.v1P\001ZCgithub.com/tradetrust/chat-gateway/gen/go/tradetrust/chat/v1;chatv1'
-  _globals['_PARTICIPANTROLE']._serialized_start=1095
-  _globals['_PARTICIPANTROLE']._serialized_end=1203
-  _globals['_SYNCSTATE']._serialized_start=1205
-  _globals['_SYNCSTATE']._serialized_end=1291
+  _globals['_ORDERCHANNELSTATE']._serialized_start=2056
+  _globals['_ORDERCHANNELSTATE']._serialized_end=2208
+  _globals['_PARTICIPANTROLE']._serialized_start=2211
+  _globals['_PARTICIPANTROLE']._serialized_end=2349
+  _globals['_SYNCSTATE']._serialized_start=2351
+  _globals['_SYNCSTATE']._serialized_end=2437
   _globals['_ISSUETOKENREQUEST']._serialized_start=126
   _globals['_ISSUETOKENREQUEST']._serialized_end=202
   _globals['_ISSUETOKENRESPONSE']._serialized_start=204
@@ -52,8 +54,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUTHORIZEPARTICIPANTREQUEST']._serialized_end=704
   _globals['_AUTHORIZEPARTICIPANTRESPONSE']._serialized_start=707
   _globals['_AUTHORIZEPARTICIPANTRESPONSE']._serialized_end=856
-  _globals['_ORDERCHANNEL']._serialized_start=859
-  _globals['_ORDERCHANNEL']._serialized_end=1093
-  _globals['_CHATGATEWAY']._serialized_start=1294
-  _globals['_CHATGATEWAY']._serialized_end=1640
+  _globals['_GETORDERCHANNELREQUEST']._serialized_start=858
+  _globals['_GETORDERCHANNELREQUEST']._serialized_end=900
+  _globals['_GETORDERCHANNELRESPONSE']._serialized_start=903
+  _globals['_GETORDERCHANNELRESPONSE']._serialized_end=1035
+  _globals['_CLOSEORDERCHANNELREQUEST']._serialized_start=1037
+  _globals['_CLOSEORDERCHANNELREQUEST']._serialized_end=1097
+  _globals['_CLOSEORDERCHANNELRESPONSE']._serialized_start=1099
+  _globals['_CLOSEORDERCHANNELRESPONSE']._serialized_end=1177
+  _globals['_OPENDISPUTEREQUEST']._serialized_start=1179
+  _globals['_OPENDISPUTEREQUEST']._serialized_end=1281
+  _globals['_OPENDISPUTERESPONSE']._serialized_start=1283
+  _globals['_OPENDISPUTERESPONSE']._serialized_end=1355
+  _globals['_REVOKEUSERTOKENSREQUEST']._serialized_start=1357
+  _globals['_REVOKEUSERTOKENSREQUEST']._serialized_end=1399
+  _globals['_REVOKEUSERTOKENSRESPONSE']._serialized_start=1402
+  _globals['_REVOKEUSERTOKENSRESPONSE']._serialized_end=1545
+  _globals['_ORDERCHANNELEVENT']._serialized_start=1548
+  _globals['_ORDERCHANNELEVENT']._serialized_end=1681
+  _globals['_ORDERCHANNEL']._serialized_start=1684
+  _globals['_ORDERCHANNEL']._serialized_end=2053
+  _globals['_CHATGATEWAY']._serialized_start=2440
+  _globals['_CHATGATEWAY']._serialized_end=3215
 # @@protoc_insertion_point(module_scope)

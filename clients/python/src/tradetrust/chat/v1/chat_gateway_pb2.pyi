@@ -5,10 +5,12 @@ TradeTrust chat gateway: the contract between TradeTrust services and the
 gateway that fronts GetStream.io Chat. See README.md for a grpcurl session.
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
@@ -20,6 +22,38 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _OrderChannelState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _OrderChannelStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OrderChannelState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ORDER_CHANNEL_STATE_UNSPECIFIED: _OrderChannelState.ValueType  # 0
+    """Not set."""
+    ORDER_CHANNEL_STATE_OPEN: _OrderChannelState.ValueType  # 1
+    """Buyer and seller post."""
+    ORDER_CHANNEL_STATE_CLOSED: _OrderChannelState.ValueType  # 2
+    """Frozen in Stream: members read the history, nobody posts."""
+    ORDER_CHANNEL_STATE_DISPUTED: _OrderChannelState.ValueType  # 3
+    """Not frozen; one or more support agents are members with Stream
+    `channel_role` `channel_moderator`.
+    """
+
+class OrderChannelState(_OrderChannelState, metaclass=_OrderChannelStateEnumTypeWrapper):
+    """OrderChannelState is where an order's chat is in its life."""
+
+ORDER_CHANNEL_STATE_UNSPECIFIED: OrderChannelState.ValueType  # 0
+"""Not set."""
+ORDER_CHANNEL_STATE_OPEN: OrderChannelState.ValueType  # 1
+"""Buyer and seller post."""
+ORDER_CHANNEL_STATE_CLOSED: OrderChannelState.ValueType  # 2
+"""Frozen in Stream: members read the history, nobody posts."""
+ORDER_CHANNEL_STATE_DISPUTED: OrderChannelState.ValueType  # 3
+"""Not frozen; one or more support agents are members with Stream
+`channel_role` `channel_moderator`.
+"""
+Global___OrderChannelState: _TypeAlias = OrderChannelState  # noqa: Y015
 
 class _ParticipantRole:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -33,6 +67,8 @@ class _ParticipantRoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Parti
     """The order's buyer."""
     PARTICIPANT_ROLE_SELLER: _ParticipantRole.ValueType  # 2
     """The order's seller."""
+    PARTICIPANT_ROLE_SUPPORT: _ParticipantRole.ValueType  # 3
+    """A support agent of the order's dispute."""
 
 class ParticipantRole(_ParticipantRole, metaclass=_ParticipantRoleEnumTypeWrapper):
     """ParticipantRole is a user's role in an order."""
@@ -43,6 +79,8 @@ PARTICIPANT_ROLE_BUYER: ParticipantRole.ValueType  # 1
 """The order's buyer."""
 PARTICIPANT_ROLE_SELLER: ParticipantRole.ValueType  # 2
 """The order's seller."""
+PARTICIPANT_ROLE_SUPPORT: ParticipantRole.ValueType  # 3
+"""A support agent of the order's dispute."""
 Global___ParticipantRole: _TypeAlias = ParticipantRole  # noqa: Y015
 
 class _SyncState:
@@ -54,11 +92,13 @@ class _SyncStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SyncState.V
     SYNC_STATE_UNSPECIFIED: _SyncState.ValueType  # 0
     """Not set."""
     SYNC_STATE_PENDING: _SyncState.ValueType  # 1
-    """Recorded by the gateway; Stream does not have the channel with both
-    members yet. The background sync will finish it.
+    """Recorded by the gateway; Stream does not match it yet (channel, members,
+    roles, frozen; or a revocation). The background sync will finish it.
     """
     SYNC_STATE_SYNCED: _SyncState.ValueType  # 2
-    """Stream has the channel with exactly the buyer and the seller as members."""
+    """Stream matches the registry: the channel exists with exactly the buyer,
+    the seller and the support agents as members, frozen as the state says.
+    """
 
 class SyncState(_SyncState, metaclass=_SyncStateEnumTypeWrapper):
     """SyncState tells whether Stream has caught up with the registry."""
@@ -66,11 +106,13 @@ class SyncState(_SyncState, metaclass=_SyncStateEnumTypeWrapper):
 SYNC_STATE_UNSPECIFIED: SyncState.ValueType  # 0
 """Not set."""
 SYNC_STATE_PENDING: SyncState.ValueType  # 1
-"""Recorded by the gateway; Stream does not have the channel with both
-members yet. The background sync will finish it.
+"""Recorded by the gateway; Stream does not match it yet (channel, members,
+roles, frozen; or a revocation). The background sync will finish it.
 """
 SYNC_STATE_SYNCED: SyncState.ValueType  # 2
-"""Stream has the channel with exactly the buyer and the seller as members."""
+"""Stream matches the registry: the channel exists with exactly the buyer,
+the seller and the support agents as members, frozen as the state says.
+"""
 Global___SyncState: _TypeAlias = SyncState  # noqa: Y015
 
 @_typing.final
@@ -271,7 +313,7 @@ class AuthorizeParticipantResponse(_message.Message):
     ROLE_FIELD_NUMBER: _builtins.int
     CHANNEL_FIELD_NUMBER: _builtins.int
     allowed: _builtins.bool
-    """True when the user is the order's buyer or seller."""
+    """True when the user is the order's buyer, seller or support agent."""
     role: Global___ParticipantRole.ValueType
     """The user's role in the order; unspecified when not allowed."""
     @_builtins.property
@@ -294,6 +336,264 @@ class AuthorizeParticipantResponse(_message.Message):
 Global___AuthorizeParticipantResponse: _TypeAlias = AuthorizeParticipantResponse  # noqa: Y015
 
 @_typing.final
+class GetOrderChannelRequest(_message.Message):
+    """GetOrderChannelRequest names the order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    order_id: _builtins.str
+    """The order id: 1-128 characters of `A-Z a-z 0-9 _ -`."""
+    def __init__(
+        self,
+        *,
+        order_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order_id", b"order_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetOrderChannelRequest: _TypeAlias = GetOrderChannelRequest  # noqa: Y015
+
+@_typing.final
+class GetOrderChannelResponse(_message.Message):
+    """GetOrderChannelResponse is the order's channel and its history."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    HISTORY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def channel(self) -> Global___OrderChannel:
+        """The order's channel, as the gateway's registry has it."""
+
+    @_builtins.property
+    def history(self) -> _containers.RepeatedCompositeFieldContainer[Global___OrderChannelEvent]:
+        """Every change of the channel, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        channel: Global___OrderChannel | None = ...,
+        history: _abc.Iterable[Global___OrderChannelEvent] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "history", b"history"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetOrderChannelResponse: _TypeAlias = GetOrderChannelResponse  # noqa: Y015
+
+@_typing.final
+class CloseOrderChannelRequest(_message.Message):
+    """CloseOrderChannelRequest is sent when the order ends."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    order_id: _builtins.str
+    """The order id: 1-128 characters of `A-Z a-z 0-9 _ -`."""
+    reason: _builtins.str
+    """Why the chat ends (kept in the history). Optional; at most 500
+    characters, no control characters other than line breaks.
+    """
+    def __init__(
+        self,
+        *,
+        order_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order_id", b"order_id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CloseOrderChannelRequest: _TypeAlias = CloseOrderChannelRequest  # noqa: Y015
+
+@_typing.final
+class CloseOrderChannelResponse(_message.Message):
+    """CloseOrderChannelResponse returns the channel after the call."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def channel(self) -> Global___OrderChannel:
+        """The order's channel, as the gateway's registry has it."""
+
+    def __init__(
+        self,
+        *,
+        channel: Global___OrderChannel | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CloseOrderChannelResponse: _TypeAlias = CloseOrderChannelResponse  # noqa: Y015
+
+@_typing.final
+class OpenDisputeRequest(_message.Message):
+    """OpenDisputeRequest brings a support agent into the order's chat."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    AGENT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    order_id: _builtins.str
+    """The order id: 1-128 characters of `A-Z a-z 0-9 _ -`."""
+    reason: _builtins.str
+    """Why (kept in the history). Optional; at most 500 characters, no control
+    characters other than line breaks.
+    """
+    @_builtins.property
+    def agent(self) -> Global___Participant:
+        """The support agent. Required; must differ from the buyer and the seller."""
+
+    def __init__(
+        self,
+        *,
+        order_id: _builtins.str = ...,
+        agent: Global___Participant | None = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "order_id", b"order_id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OpenDisputeRequest: _TypeAlias = OpenDisputeRequest  # noqa: Y015
+
+@_typing.final
+class OpenDisputeResponse(_message.Message):
+    """OpenDisputeResponse returns the channel after the call."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def channel(self) -> Global___OrderChannel:
+        """The order's channel, as the gateway's registry has it."""
+
+    def __init__(
+        self,
+        *,
+        channel: Global___OrderChannel | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OpenDisputeResponse: _TypeAlias = OpenDisputeResponse  # noqa: Y015
+
+@_typing.final
+class RevokeUserTokensRequest(_message.Message):
+    """RevokeUserTokensRequest names the user whose tokens stop working."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """Stream user id: 1-128 characters of `A-Z a-z 0-9 @ _ -`."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeUserTokensRequest: _TypeAlias = RevokeUserTokensRequest  # noqa: Y015
+
+@_typing.final
+class RevokeUserTokensResponse(_message.Message):
+    """RevokeUserTokensResponse says from when tokens are valid again."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    REVOKE_TIME_FIELD_NUMBER: _builtins.int
+    SYNC_STATE_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """The user id."""
+    sync_state: Global___SyncState.ValueType
+    """Whether Stream has the revocation yet."""
+    @_builtins.property
+    def revoke_time(self) -> _timestamp_pb2.Timestamp:
+        """Tokens of the user whose `iat` is before this moment are refused by
+        Stream (once `sync_state` is SYNC_STATE_SYNCED).
+        """
+
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        revoke_time: _timestamp_pb2.Timestamp | None = ...,
+        sync_state: Global___SyncState.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["revoke_time", b"revoke_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["revoke_time", b"revoke_time", "sync_state", b"sync_state", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeUserTokensResponse: _TypeAlias = RevokeUserTokensResponse  # noqa: Y015
+
+@_typing.final
+class OrderChannelEvent(_message.Message):
+    """OrderChannelEvent is one change in an order channel's life."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIME_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    SERVICE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    AGENT_USER_ID_FIELD_NUMBER: _builtins.int
+    action: _builtins.str
+    """`created`, `closed`, `dispute_opened` or `agent_added`."""
+    service: _builtins.str
+    """The calling service's name (as configured with its key)."""
+    reason: _builtins.str
+    """The reason the caller gave; empty if none."""
+    agent_user_id: _builtins.str
+    """The support agent who joined (`dispute_opened`, `agent_added`)."""
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When the gateway recorded it."""
+
+    def __init__(
+        self,
+        *,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        action: _builtins.str = ...,
+        service: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        agent_user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "agent_user_id", b"agent_user_id", "reason", b"reason", "service", b"service", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OrderChannelEvent: _TypeAlias = OrderChannelEvent  # noqa: Y015
+
+@_typing.final
 class OrderChannel(_message.Message):
     """OrderChannel is an order's private buyer/seller channel."""
 
@@ -307,6 +607,9 @@ class OrderChannel(_message.Message):
     SELLER_USER_ID_FIELD_NUMBER: _builtins.int
     SYNC_STATE_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    SUPPORT_AGENT_USER_IDS_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     """The order id."""
     channel_type: _builtins.str
@@ -321,9 +624,19 @@ class OrderChannel(_message.Message):
     """The seller's Stream user id."""
     sync_state: Global___SyncState.ValueType
     """Whether Stream has the channel with both members yet."""
+    state: Global___OrderChannelState.ValueType
+    """Where the order's chat is in its life."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When the gateway first recorded the order."""
+
+    @_builtins.property
+    def support_agent_user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Support agents who are members (channel moderators), in joining order."""
+
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """When the channel last changed in the registry (creation included)."""
 
     def __init__(
         self,
@@ -336,10 +649,13 @@ class OrderChannel(_message.Message):
         seller_user_id: _builtins.str = ...,
         sync_state: Global___SyncState.ValueType = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        state: Global___OrderChannelState.ValueType = ...,
+        support_agent_user_ids: _abc.Iterable[_builtins.str] | None = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer_user_id", b"buyer_user_id", "channel_id", b"channel_id", "channel_type", b"channel_type", "cid", b"cid", "create_time", b"create_time", "order_id", b"order_id", "seller_user_id", b"seller_user_id", "sync_state", b"sync_state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer_user_id", b"buyer_user_id", "channel_id", b"channel_id", "channel_type", b"channel_type", "cid", b"cid", "create_time", b"create_time", "order_id", b"order_id", "seller_user_id", b"seller_user_id", "state", b"state", "support_agent_user_ids", b"support_agent_user_ids", "sync_state", b"sync_state", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -27,12 +27,24 @@ if _version_not_supported:
 
 class ChatGatewayStub:
     """ChatGateway issues Stream user tokens, keeps one private buyer/seller
-    channel per order, and answers who may open an order's chat.
+    channel per order through the order's life (open, closed, disputed with
+    support agents), revokes a user's tokens, and answers who may open an
+    order's chat.
 
     Every RPC needs `authorization: Bearer <service key>` metadata:
     missing or unknown key -> UNAUTHENTICATED; a known service calling a
     method it is not granted -> PERMISSION_DENIED. Invalid input ->
-    INVALID_ARGUMENT naming the field, and nothing is written.
+    INVALID_ARGUMENT naming the field, and nothing is written. Any RPC may
+    answer UNAVAILABLE (the registry cannot be reached, or the gateway is
+    draining) or RESOURCE_EXHAUSTED (too many calls in flight); both are safe
+    to retry. Failed calls carry google.rpc.ErrorInfo (domain
+    `chat.tradetrust.com`) with a stable `reason`.
+
+    Durability: every change is committed to the gateway's registry (with its
+    history event) before Stream is called. Stream then gets a bounded inline
+    try; whatever is left is finished by the background sync worker, across
+    Stream outages, rate limits and restarts. `sync_state` says whether
+    Stream matches the registry yet.
     """
 
     def __init__(self, channel):
@@ -56,21 +68,56 @@ class ChatGatewayStub:
                 request_serializer=tradetrust_dot_chat_dot_v1_dot_chat__gateway__pb2.AuthorizeParticipantRequest.SerializeToString,
                 response_deserializer=tradetrust_dot_chat_dot_v1_dot_chat__gateway__pb2.AuthorizeParticipantResponse.FromString,
                 _registered_method=True)
+        self.GetOrderChannel = channel.unary_unary(
+                '/tradetrust.chat.v1.ChatGateway/GetOrderChannel',
+                request_serializer=tradetrust_dot_chat_dot_v1_dot_chat__gateway__pb2.GetOrderChannelRequest.SerializeToString,
+                response_deserializer=tradetrust_dot_chat_dot_v1_dot_chat__gateway__pb2.GetOrderChannelResponse.FromString,
+                _registered_method=True)
+        self.CloseOrderChannel = channel.unary_unary(
+                '/tradetrust.chat.v1.ChatGateway/CloseOrderChannel',
+                request_serializer=tradetrust_dot_chat_dot_v1_dot_chat__gateway__pb2.CloseOrderChannelRequest.SerializeToString,
+                response_deserializer=tradetrust_dot_chat_dot_v1_dot_chat__gateway__pb2.CloseOrderChannelResponse.FromString,
+                _registered_method=True)
+        self.OpenDispute = channel.unary_unary(
+                '/tradetrust.chat.v1.ChatGateway/OpenDispute',
+                request_serializer=tradetrust_dot_chat_dot_v1_dot_chat__gateway__pb2.OpenDisputeRequest.SerializeToString,
+                response_deserializer=tradetrust_dot_chat_dot_v1_dot_chat__gateway__pb2.OpenDisputeResponse.FromString,
+                _registered_method=True)
+        self.RevokeUserTokens = channel.unary_unary(
+                '/tradetrust.chat.v1.ChatGateway/RevokeUserTokens',
+                request_serializer=tradetrust_dot_chat_dot_v1_dot_chat__gateway__pb2.RevokeUserTokensRequest.SerializeToString,
+                response_deserializer=tradetrust_dot_chat_dot_v1_dot_chat__gateway__pb2.RevokeUserTokensResponse.FromString,
+                _registered_method=True)
 
 
 class ChatGatewayServicer:
     """ChatGateway issues Stream user tokens, keeps one private buyer/seller
-    channel per order, and answers who may open an order's chat.
+    channel per order through the order's life (open, closed, disputed with
+    support agents), revokes a user's tokens, and answers who may open an
+    order's chat.
 
     Every RPC needs `authorization: Bearer <service key>` metadata:
     missing or unknown key -> UNAUTHENTICATED; a known service calling a
     method it is not granted -> PERMISSION_DENIED. Invalid input ->
-    INVALID_ARGUMENT naming the field, and nothing is written.
+    INVALID_ARGUMENT naming the field, and nothing is written. Any RPC may
+    answer UNAVAILABLE (the registry cannot be reached, or the gateway is
+    draining) or RESOURCE_EXHAUSTED (too many calls in flight); both are safe
+    to retry. Failed calls carry google.rpc.ErrorInfo (domain
+    `chat.tradetrust.com`) with a stable `reason`.
+
+    Durability: every change is committed to the gateway's registry (with its
+    history event) before Stream is called. Stream then gets a bounded inline
+    try; whatever is left is finished by the background sync worker, across
+    Stream outages, rate limits and restarts. `sync_state` says whether
+    Stream matches the registry yet.
     """
 
     def IssueToken(self, request, context):
         """IssueToken signs a Stream user token (HS256 JWT with claims `user_id`,
         `iat`, `exp`) locally; it never calls Stream.
+
+        The token's `iat` lies `CHAT_GATEWAY_TOKEN_IAT_SKEW` seconds (default 5)
+        in the past, because Stream refuses tokens issued ahead of its own clock.
 
         Errors: INVALID_ARGUMENT (bad `user_id`, `ttl` out of range).
         """
@@ -97,7 +144,62 @@ class ChatGatewayServicer:
         """AuthorizeParticipant answers whether a user may open an order's chat,
         from the gateway's own registry (no Stream call).
 
+        Buyer and seller are allowed in every state (a closed chat stays
+        readable); the order's support agents are allowed with
+        PARTICIPANT_ROLE_SUPPORT. A change made on any replica shows here on
+        every replica within one second.
+
         Errors: INVALID_ARGUMENT (bad field), NOT_FOUND (unknown order).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetOrderChannel(self, request, context):
+        """GetOrderChannel returns the order's channel as the registry has it, and
+        its history (oldest first).
+
+        Errors: INVALID_ARGUMENT (bad `order_id`), NOT_FOUND (unknown order).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CloseOrderChannel(self, request, context):
+        """CloseOrderChannel ends the order's chat: the channel is frozen in Stream
+        (members read the history, nobody posts). OPEN or DISPUTED -> CLOSED;
+        closing a closed order changes nothing and adds no event. Support agents
+        stay members.
+
+        Errors: INVALID_ARGUMENT (bad `order_id`, `reason` too long or with
+        control characters), NOT_FOUND (unknown order).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def OpenDispute(self, request, context):
+        """OpenDispute makes a support agent a member of the order's channel (Stream
+        `channel_role` `channel_moderator`) and unfreezes it: OPEN or CLOSED ->
+        DISPUTED. Called again with another agent, that agent joins the open
+        dispute; with an agent already in the dispute it changes nothing.
+
+        Errors: INVALID_ARGUMENT (bad field; the agent is the order's buyer or
+        seller), NOT_FOUND (unknown order).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeUserTokens(self, request, context):
+        """RevokeUserTokens makes every Stream token of the user issued before
+        `revoke_time` stop working at Stream. A token the gateway issues after
+        this call has returned keeps working (the call returns once the clock
+        has passed into the next second, so every later token's `iat` is at
+        least `revoke_time`). Recorded first and finished by the sync worker
+        when Stream is slow or down (`sync_state`).
+
+        Errors: INVALID_ARGUMENT (bad `user_id`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -121,6 +223,26 @@ def add_ChatGatewayServicer_to_server(servicer, server):
                     request_deserializer=tradetrust_dot_chat_dot_v1_dot_chat__gateway__pb2.AuthorizeParticipantRequest.FromString,
                     response_serializer=tradetrust_dot_chat_dot_v1_dot_chat__gateway__pb2.AuthorizeParticipantResponse.SerializeToString,
             ),
+            'GetOrderChannel': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOrderChannel,
+                    request_deserializer=tradetrust_dot_chat_dot_v1_dot_chat__gateway__pb2.GetOrderChannelRequest.FromString,
+                    response_serializer=tradetrust_dot_chat_dot_v1_dot_chat__gateway__pb2.GetOrderChannelResponse.SerializeToString,
+            ),
+            'CloseOrderChannel': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloseOrderChannel,
+                    request_deserializer=tradetrust_dot_chat_dot_v1_dot_chat__gateway__pb2.CloseOrderChannelRequest.FromString,
+                    response_serializer=tradetrust_dot_chat_dot_v1_dot_chat__gateway__pb2.CloseOrderChannelResponse.SerializeToString,
+            ),
+            'OpenDispute': grpc.unary_unary_rpc_method_handler(
+                    servicer.OpenDispute,
+                    request_deserializer=tradetrust_dot_chat_dot_v1_dot_chat__gateway__pb2.OpenDisputeRequest.FromString,
+                    response_serializer=tradetrust_dot_chat_dot_v1_dot_chat__gateway__pb2.OpenDisputeResponse.SerializeToString,
+            ),
+            'RevokeUserTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeUserTokens,
+                    request_deserializer=tradetrust_dot_chat_dot_v1_dot_chat__gateway__pb2.RevokeUserTokensRequest.FromString,
+                    response_serializer=tradetrust_dot_chat_dot_v1_dot_chat__gateway__pb2.RevokeUserTokensResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'tradetrust.chat.v1.ChatGateway', rpc_method_handlers)
@@ -131,12 +253,24 @@ def add_ChatGatewayServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class ChatGateway:
     """ChatGateway issues Stream user tokens, keeps one private buyer/seller
-    channel per order, and answers who may open an order's chat.
+    channel per order through the order's life (open, closed, disputed with
+    support agents), revokes a user's tokens, and answers who may open an
+    order's chat.
 
     Every RPC needs `authorization: Bearer <service key>` metadata:
     missing or unknown key -> UNAUTHENTICATED; a known service calling a
     method it is not granted -> PERMISSION_DENIED. Invalid input ->
-    INVALID_ARGUMENT naming the field, and nothing is written.
+    INVALID_ARGUMENT naming the field, and nothing is written. Any RPC may
+    answer UNAVAILABLE (the registry cannot be reached, or the gateway is
+    draining) or RESOURCE_EXHAUSTED (too many calls in flight); both are safe
+    to retry. Failed calls carry google.rpc.ErrorInfo (domain
+    `chat.tradetrust.com`) with a stable `reason`.
+
+    Durability: every change is committed to the gateway's registry (with its
+    history event) before Stream is called. Stream then gets a bounded inline
+    try; whatever is left is finished by the background sync worker, across
+    Stream outages, rate limits and restarts. `sync_state` says whether
+    Stream matches the registry yet.
     """
 
     @staticmethod
@@ -210,6 +344,114 @@ class ChatGateway:
             '/tradetrust.chat.v1.ChatGateway/AuthorizeParticipant',
             tradetrust_dot_chat_dot_v1_dot_chat__gateway__pb2.AuthorizeParticipantRequest.SerializeToString,
             tradetrust_dot_chat_dot_v1_dot_chat__gateway__pb2.AuthorizeParticipantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOrderChannel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tradetrust.chat.v1.ChatGateway/GetOrderChannel',
+            tradetrust_dot_chat_dot_v1_dot_chat__gateway__pb2.GetOrderChannelRequest.SerializeToString,
+            tradetrust_dot_chat_dot_v1_dot_chat__gateway__pb2.GetOrderChannelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CloseOrderChannel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tradetrust.chat.v1.ChatGateway/CloseOrderChannel',
+            tradetrust_dot_chat_dot_v1_dot_chat__gateway__pb2.CloseOrderChannelRequest.SerializeToString,
+            tradetrust_dot_chat_dot_v1_dot_chat__gateway__pb2.CloseOrderChannelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OpenDispute(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tradetrust.chat.v1.ChatGateway/OpenDispute',
+            tradetrust_dot_chat_dot_v1_dot_chat__gateway__pb2.OpenDisputeRequest.SerializeToString,
+            tradetrust_dot_chat_dot_v1_dot_chat__gateway__pb2.OpenDisputeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeUserTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tradetrust.chat.v1.ChatGateway/RevokeUserTokens',
+            tradetrust_dot_chat_dot_v1_dot_chat__gateway__pb2.RevokeUserTokensRequest.SerializeToString,
+            tradetrust_dot_chat_dot_v1_dot_chat__gateway__pb2.RevokeUserTokensResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -30,12 +30,24 @@ GRPC_VERSION: str
 
 class ChatGatewayStub:
     """ChatGateway issues Stream user tokens, keeps one private buyer/seller
-    channel per order, and answers who may open an order's chat.
+    channel per order through the order's life (open, closed, disputed with
+    support agents), revokes a user's tokens, and answers who may open an
+    order's chat.
 
     Every RPC needs `authorization: Bearer <service key>` metadata:
     missing or unknown key -> UNAUTHENTICATED; a known service calling a
     method it is not granted -> PERMISSION_DENIED. Invalid input ->
-    INVALID_ARGUMENT naming the field, and nothing is written.
+    INVALID_ARGUMENT naming the field, and nothing is written. Any RPC may
+    answer UNAVAILABLE (the registry cannot be reached, or the gateway is
+    draining) or RESOURCE_EXHAUSTED (too many calls in flight); both are safe
+    to retry. Failed calls carry google.rpc.ErrorInfo (domain
+    `chat.tradetrust.com`) with a stable `reason`.
+
+    Durability: every change is committed to the gateway's registry (with its
+    history event) before Stream is called. Stream then gets a bounded inline
+    try; whatever is left is finished by the background sync worker, across
+    Stream outages, rate limits and restarts. `sync_state` says whether
+    Stream matches the registry yet.
     """
 
     @_typing.overload
@@ -45,6 +57,9 @@ class ChatGatewayStub:
     IssueToken: _grpc.UnaryUnaryMultiCallable[_chat_gateway_pb2.IssueTokenRequest, _chat_gateway_pb2.IssueTokenResponse]
     """IssueToken signs a Stream user token (HS256 JWT with claims `user_id`,
     `iat`, `exp`) locally; it never calls Stream.
+
+    The token's `iat` lies `CHAT_GATEWAY_TOKEN_IAT_SKEW` seconds (default 5)
+    in the past, because Stream refuses tokens issued ahead of its own clock.
 
     Errors: INVALID_ARGUMENT (bad `user_id`, `ttl` out of range).
     """
@@ -63,24 +78,78 @@ class ChatGatewayStub:
     """AuthorizeParticipant answers whether a user may open an order's chat,
     from the gateway's own registry (no Stream call).
 
+    Buyer and seller are allowed in every state (a closed chat stays
+    readable); the order's support agents are allowed with
+    PARTICIPANT_ROLE_SUPPORT. A change made on any replica shows here on
+    every replica within one second.
+
     Errors: INVALID_ARGUMENT (bad field), NOT_FOUND (unknown order).
+    """
+    GetOrderChannel: _grpc.UnaryUnaryMultiCallable[_chat_gateway_pb2.GetOrderChannelRequest, _chat_gateway_pb2.GetOrderChannelResponse]
+    """GetOrderChannel returns the order's channel as the registry has it, and
+    its history (oldest first).
+
+    Errors: INVALID_ARGUMENT (bad `order_id`), NOT_FOUND (unknown order).
+    """
+    CloseOrderChannel: _grpc.UnaryUnaryMultiCallable[_chat_gateway_pb2.CloseOrderChannelRequest, _chat_gateway_pb2.CloseOrderChannelResponse]
+    """CloseOrderChannel ends the order's chat: the channel is frozen in Stream
+    (members read the history, nobody posts). OPEN or DISPUTED -> CLOSED;
+    closing a closed order changes nothing and adds no event. Support agents
+    stay members.
+
+    Errors: INVALID_ARGUMENT (bad `order_id`, `reason` too long or with
+    control characters), NOT_FOUND (unknown order).
+    """
+    OpenDispute: _grpc.UnaryUnaryMultiCallable[_chat_gateway_pb2.OpenDisputeRequest, _chat_gateway_pb2.OpenDisputeResponse]
+    """OpenDispute makes a support agent a member of the order's channel (Stream
+    `channel_role` `channel_moderator`) and unfreezes it: OPEN or CLOSED ->
+    DISPUTED. Called again with another agent, that agent joins the open
+    dispute; with an agent already in the dispute it changes nothing.
+
+    Errors: INVALID_ARGUMENT (bad field; the agent is the order's buyer or
+    seller), NOT_FOUND (unknown order).
+    """
+    RevokeUserTokens: _grpc.UnaryUnaryMultiCallable[_chat_gateway_pb2.RevokeUserTokensRequest, _chat_gateway_pb2.RevokeUserTokensResponse]
+    """RevokeUserTokens makes every Stream token of the user issued before
+    `revoke_time` stop working at Stream. A token the gateway issues after
+    this call has returned keeps working (the call returns once the clock
+    has passed into the next second, so every later token's `iat` is at
+    least `revoke_time`). Recorded first and finished by the sync worker
+    when Stream is slow or down (`sync_state`).
+
+    Errors: INVALID_ARGUMENT (bad `user_id`).
     """
 
 @_typing.type_check_only
 class ChatGatewayAsyncStub(ChatGatewayStub):
     """ChatGateway issues Stream user tokens, keeps one private buyer/seller
-    channel per order, and answers who may open an order's chat.
+    channel per order through the order's life (open, closed, disputed with
+    support agents), revokes a user's tokens, and answers who may open an
+    order's chat.
 
     Every RPC needs `authorization: Bearer <service key>` metadata:
     missing or unknown key -> UNAUTHENTICATED; a known service calling a
     method it is not granted -> PERMISSION_DENIED. Invalid input ->
-    INVALID_ARGUMENT naming the field, and nothing is written.
+    INVALID_ARGUMENT naming the field, and nothing is written. Any RPC may
+    answer UNAVAILABLE (the registry cannot be reached, or the gateway is
+    draining) or RESOURCE_EXHAUSTED (too many calls in flight); both are safe
+    to retry. Failed calls carry google.rpc.ErrorInfo (domain
+    `chat.tradetrust.com`) with a stable `reason`.
+
+    Durability: every change is committed to the gateway's registry (with its
+    history event) before Stream is called. Stream then gets a bounded inline
+    try; whatever is left is finished by the background sync worker, across
+    Stream outages, rate limits and restarts. `sync_state` says whether
+    Stream matches the registry yet.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     IssueToken: _aio.UnaryUnaryMultiCallable[_chat_gateway_pb2.IssueTokenRequest, _chat_gateway_pb2.IssueTokenResponse]  # type: ignore[assignment]
     """IssueToken signs a Stream user token (HS256 JWT with claims `user_id`,
     `iat`, `exp`) locally; it never calls Stream.
+
+    The token's `iat` lies `CHAT_GATEWAY_TOKEN_IAT_SKEW` seconds (default 5)
+    in the past, because Stream refuses tokens issued ahead of its own clock.
 
     Errors: INVALID_ARGUMENT (bad `user_id`, `ttl` out of range).
     """
@@ -99,17 +168,68 @@ class ChatGatewayAsyncStub(ChatGatewayStub):
     """AuthorizeParticipant answers whether a user may open an order's chat,
     from the gateway's own registry (no Stream call).
 
+    Buyer and seller are allowed in every state (a closed chat stays
+    readable); the order's support agents are allowed with
+    PARTICIPANT_ROLE_SUPPORT. A change made on any replica shows here on
+    every replica within one second.
+
     Errors: INVALID_ARGUMENT (bad field), NOT_FOUND (unknown order).
+    """
+    GetOrderChannel: _aio.UnaryUnaryMultiCallable[_chat_gateway_pb2.GetOrderChannelRequest, _chat_gateway_pb2.GetOrderChannelResponse]  # type: ignore[assignment]
+    """GetOrderChannel returns the order's channel as the registry has it, and
+    its history (oldest first).
+
+    Errors: INVALID_ARGUMENT (bad `order_id`), NOT_FOUND (unknown order).
+    """
+    CloseOrderChannel: _aio.UnaryUnaryMultiCallable[_chat_gateway_pb2.CloseOrderChannelRequest, _chat_gateway_pb2.CloseOrderChannelResponse]  # type: ignore[assignment]
+    """CloseOrderChannel ends the order's chat: the channel is frozen in Stream
+    (members read the history, nobody posts). OPEN or DISPUTED -> CLOSED;
+    closing a closed order changes nothing and adds no event. Support agents
+    stay members.
+
+    Errors: INVALID_ARGUMENT (bad `order_id`, `reason` too long or with
+    control characters), NOT_FOUND (unknown order).
+    """
+    OpenDispute: _aio.UnaryUnaryMultiCallable[_chat_gateway_pb2.OpenDisputeRequest, _chat_gateway_pb2.OpenDisputeResponse]  # type: ignore[assignment]
+    """OpenDispute makes a support agent a member of the order's channel (Stream
+    `channel_role` `channel_moderator`) and unfreezes it: OPEN or CLOSED ->
+    DISPUTED. Called again with another agent, that agent joins the open
+    dispute; with an agent already in the dispute it changes nothing.
+
+    Errors: INVALID_ARGUMENT (bad field; the agent is the order's buyer or
+    seller), NOT_FOUND (unknown order).
+    """
+    RevokeUserTokens: _aio.UnaryUnaryMultiCallable[_chat_gateway_pb2.RevokeUserTokensRequest, _chat_gateway_pb2.RevokeUserTokensResponse]  # type: ignore[assignment]
+    """RevokeUserTokens makes every Stream token of the user issued before
+    `revoke_time` stop working at Stream. A token the gateway issues after
+    this call has returned keeps working (the call returns once the clock
+    has passed into the next second, so every later token's `iat` is at
+    least `revoke_time`). Recorded first and finished by the sync worker
+    when Stream is slow or down (`sync_state`).
+
+    Errors: INVALID_ARGUMENT (bad `user_id`).
     """
 
 class ChatGatewayServicer(metaclass=_abc_1.ABCMeta):
     """ChatGateway issues Stream user tokens, keeps one private buyer/seller
-    channel per order, and answers who may open an order's chat.
+    channel per order through the order's life (open, closed, disputed with
+    support agents), revokes a user's tokens, and answers who may open an
+    order's chat.
 
     Every RPC needs `authorization: Bearer <service key>` metadata:
     missing or unknown key -> UNAUTHENTICATED; a known service calling a
     method it is not granted -> PERMISSION_DENIED. Invalid input ->
-    INVALID_ARGUMENT naming the field, and nothing is written.
+    INVALID_ARGUMENT naming the field, and nothing is written. Any RPC may
+    answer UNAVAILABLE (the registry cannot be reached, or the gateway is
+    draining) or RESOURCE_EXHAUSTED (too many calls in flight); both are safe
+    to retry. Failed calls carry google.rpc.ErrorInfo (domain
+    `chat.tradetrust.com`) with a stable `reason`.
+
+    Durability: every change is committed to the gateway's registry (with its
+    history event) before Stream is called. Stream then gets a bounded inline
+    try; whatever is left is finished by the background sync worker, across
+    Stream outages, rate limits and restarts. `sync_state` says whether
+    Stream matches the registry yet.
     """
 
     @_abc_1.abstractmethod
@@ -120,6 +240,9 @@ class ChatGatewayServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_chat_gateway_pb2.IssueTokenResponse, _abc.Awaitable[_chat_gateway_pb2.IssueTokenResponse]]:
         """IssueToken signs a Stream user token (HS256 JWT with claims `user_id`,
         `iat`, `exp`) locally; it never calls Stream.
+
+        The token's `iat` lies `CHAT_GATEWAY_TOKEN_IAT_SKEW` seconds (default 5)
+        in the past, because Stream refuses tokens issued ahead of its own clock.
 
         Errors: INVALID_ARGUMENT (bad `user_id`, `ttl` out of range).
         """
@@ -150,7 +273,70 @@ class ChatGatewayServicer(metaclass=_abc_1.ABCMeta):
         """AuthorizeParticipant answers whether a user may open an order's chat,
         from the gateway's own registry (no Stream call).
 
+        Buyer and seller are allowed in every state (a closed chat stays
+        readable); the order's support agents are allowed with
+        PARTICIPANT_ROLE_SUPPORT. A change made on any replica shows here on
+        every replica within one second.
+
         Errors: INVALID_ARGUMENT (bad field), NOT_FOUND (unknown order).
+        """
+
+    @_abc_1.abstractmethod
+    def GetOrderChannel(
+        self,
+        request: _chat_gateway_pb2.GetOrderChannelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_gateway_pb2.GetOrderChannelResponse, _abc.Awaitable[_chat_gateway_pb2.GetOrderChannelResponse]]:
+        """GetOrderChannel returns the order's channel as the registry has it, and
+        its history (oldest first).
+
+        Errors: INVALID_ARGUMENT (bad `order_id`), NOT_FOUND (unknown order).
+        """
+
+    @_abc_1.abstractmethod
+    def CloseOrderChannel(
+        self,
+        request: _chat_gateway_pb2.CloseOrderChannelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_gateway_pb2.CloseOrderChannelResponse, _abc.Awaitable[_chat_gateway_pb2.CloseOrderChannelResponse]]:
+        """CloseOrderChannel ends the order's chat: the channel is frozen in Stream
+        (members read the history, nobody posts). OPEN or DISPUTED -> CLOSED;
+        closing a closed order changes nothing and adds no event. Support agents
+        stay members.
+
+        Errors: INVALID_ARGUMENT (bad `order_id`, `reason` too long or with
+        control characters), NOT_FOUND (unknown order).
+        """
+
+    @_abc_1.abstractmethod
+    def OpenDispute(
+        self,
+        request: _chat_gateway_pb2.OpenDisputeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_gateway_pb2.OpenDisputeResponse, _abc.Awaitable[_chat_gateway_pb2.OpenDisputeResponse]]:
+        """OpenDispute makes a support agent a member of the order's channel (Stream
+        `channel_role` `channel_moderator`) and unfreezes it: OPEN or CLOSED ->
+        DISPUTED. Called again with another agent, that agent joins the open
+        dispute; with an agent already in the dispute it changes nothing.
+
+        Errors: INVALID_ARGUMENT (bad field; the agent is the order's buyer or
+        seller), NOT_FOUND (unknown order).
+        """
+
+    @_abc_1.abstractmethod
+    def RevokeUserTokens(
+        self,
+        request: _chat_gateway_pb2.RevokeUserTokensRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chat_gateway_pb2.RevokeUserTokensResponse, _abc.Awaitable[_chat_gateway_pb2.RevokeUserTokensResponse]]:
+        """RevokeUserTokens makes every Stream token of the user issued before
+        `revoke_time` stop working at Stream. A token the gateway issues after
+        this call has returned keeps working (the call returns once the clock
+        has passed into the next second, so every later token's `iat` is at
+        least `revoke_time`). Recorded first and finished by the sync worker
+        when Stream is slow or down (`sync_state`).
+
+        Errors: INVALID_ARGUMENT (bad `user_id`).
         """
 
 def add_ChatGatewayServicer_to_server(servicer: ChatGatewayServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
