@@ -27,11 +27,12 @@ V1_INSERT = (
 )
 
 
-def _check(order: object, history: object) -> None:
+def _check(order: OrderChannel | None, history: list[OrderEvent]) -> None:
+    assert order is not None
     assert order.state is OrderState.OPEN and order.agents == ()
     assert order.sync_state is SyncState.SYNCED and order.version == 1
     assert order.update_time == CREATED == order.create_time
-    assert [(e.action, e.service, e.time) for e in history] == [(EventAction.CREATED, "", CREATED)]  # type: ignore[attr-defined]
+    assert [(e.action, e.service, e.time) for e in history] == [(EventAction.CREATED, "", CREATED)]
 
 
 async def test_sqlite_schema_1_migrates(tmp_path: Path) -> None:
