@@ -54,8 +54,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Compare each order's channel in Stream with the registry (exists, "
         "members, support agents' roles, frozen) and list order channels Stream has that the "
         "registry lacks. Exit 0 when everything matches, 1 when something differs, 3 when "
-        "Stream cannot be asked, 4 when the registry cannot be read. --apply hands every difference to the sync worker and runs "
-        "it; nothing in Stream is ever deleted.",
+        "Stream cannot be asked, 4 when the registry cannot be read. --apply hands every "
+        "difference to the sync worker and runs it; nothing in Stream is ever deleted.",
     )
     rec.add_argument("--apply", action="store_true", help="repair the differences")
     rec.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import signal
 from datetime import timedelta
 from types import TracebackType
@@ -21,6 +22,7 @@ from types import TracebackType
 from gateway import reconcile
 from gateway.admission import Admission
 from gateway.bridge import BridgeEdge, build_bridge_edge
+from gateway.bridge.probes import MetricsEdge
 from gateway.chat import ChatBackend
 from gateway.chat.local import LocalChatBackend
 from gateway.chat.readiness import log_stream_readiness
@@ -78,6 +80,7 @@ class Gateway:
     sync: ChannelSync
     grpc: GrpcEdge
     bridge: BridgeEdge
+    metrics_edge: MetricsEdge | None = None
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -179,6 +182,10 @@ class Gateway:
             stack.push_async_callback(self._stop_grpc)
             await self.bridge.start()
             stack.push_async_callback(self.bridge.stop)
+            if settings.observability.metrics_addr is not None:
+                self.metrics_edge = MetricsEdge(self.metrics, settings.observability.metrics_addr)
+                await self.metrics_edge.start()
+                stack.push_async_callback(self.metrics_edge.stop)
             self._stack = stack.pop_all()
         logger.info(
             "http bridge serving http=%s",
@@ -280,6 +287,19 @@ async def reconcile_once(settings: Settings, *, apply: bool) -> reconcile.Report
         return report
 
 
+def raise_descriptor_limit() -> None:
+    """Lift the soft file-descriptor limit to the hard one (what ``LimitNOFILE`` or
+    ``ulimit -Hn`` allows): every connection costs a descriptor."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as exc:
+            logger.warning("cannot raise the file descriptor limit to %s: %s", hard, exc)
+            return
+    logger.info("file descriptor limit: %s", hard)
+
+
 async def _cancel(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -293,6 +313,7 @@ async def serve(settings: Settings) -> None:
             "DEV PROFILE: running with the documented dev service keys, session secret and "
             "Stream credentials; never use them outside local development"
         )
+    raise_descriptor_limit()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -420,6 +420,57 @@ class EdgeSettings:
         minimum=1024,
         maximum=16 * 1024 * 1024,
     )
+    http_max_connections: int = setting(
+        "CHAT_GATEWAY_HTTP_MAX_CONNECTIONS",
+        "HTTP bridge connections open at once (never more than half the process's file "
+        "descriptor limit); past it the longest-idle one is closed",
+        4096,
+        minimum=16,
+        maximum=1_000_000,
+    )
+    http_header_timeout_s: float = setting(
+        "CHAT_GATEWAY_HTTP_HEADER_TIMEOUT",
+        "seconds a connection has to send a complete request head",
+        10.0,
+        above=0,
+        maximum=300,
+    )
+    http_body_timeout_s: float = setting(
+        "CHAT_GATEWAY_HTTP_BODY_TIMEOUT",
+        "seconds a request has to send its body",
+        10.0,
+        above=0,
+        maximum=300,
+    )
+    http_keepalive_s: float = setting(
+        "CHAT_GATEWAY_HTTP_KEEPALIVE",
+        "seconds an idle HTTP keep-alive connection stays open",
+        75.0,
+        above=0,
+        maximum=3600,
+    )
+    grpc_max_concurrent_streams: int = setting(
+        "CHAT_GATEWAY_GRPC_MAX_CONCURRENT_STREAMS",
+        "gRPC calls one connection may have open at once (HTTP/2 streams)",
+        100,
+        minimum=1,
+        maximum=10_000,
+    )
+    grpc_max_connection_idle_s: float = setting(
+        "CHAT_GATEWAY_GRPC_MAX_CONNECTION_IDLE",
+        "seconds an idle gRPC connection is kept before the server closes it",
+        300.0,
+        above=0,
+        maximum=86_400,
+    )
+    grpc_max_connection_age_s: float = setting(
+        "CHAT_GATEWAY_GRPC_MAX_CONNECTION_AGE",
+        "seconds before a gRPC connection is asked to reconnect (spreads clients over "
+        "replicas; calls in flight get the shutdown grace)",
+        1800.0,
+        above=0,
+        maximum=86_400,
+    )
     shutdown_grace_s: float = setting(
         "CHAT_GATEWAY_SHUTDOWN_GRACE",
         "seconds in-flight RPCs and requests get after SIGTERM/SIGINT",
@@ -508,6 +559,21 @@ class BridgeSettings:
         maximum=1_000_000,
     )
 
+    channel_rate_limit_per_min: float = setting(
+        "CHAT_GATEWAY_CHANNEL_RATE_LIMIT",
+        "channel requests per user per minute (token bucket refill)",
+        60.0,
+        above=0,
+        maximum=1_000_000,
+    )
+    channel_rate_limit_burst: int = setting(
+        "CHAT_GATEWAY_CHANNEL_RATE_BURST",
+        "channel requests a user may make at once (bucket size)",
+        20,
+        minimum=1,
+        maximum=1_000_000,
+    )
+
     def check(self) -> None:
         _readable("CHAT_GATEWAY_SESSION_PUBLIC_KEY_FILE", self.session_public_key_file)
 
@@ -563,6 +629,13 @@ class ObservabilitySettings:
     access_log: bool = setting(
         "CHAT_GATEWAY_ACCESS_LOG", "one INFO line per RPC and per HTTP request", True
     )
+    metrics_addr: str | None = setting(
+        "CHAT_GATEWAY_METRICS_ADDR",
+        "serve `/metrics` on this host:port instead of the browser-facing HTTP port",
+        None,
+        shown_default="unset: `/metrics` on the HTTP bridge's port",
+    )
+
     metrics_refresh_s: float = setting(
         "CHAT_GATEWAY_METRICS_REFRESH",
         "seconds between refreshes of the sync-backlog gauges",
@@ -572,7 +645,8 @@ class ObservabilitySettings:
     )
 
     def check(self) -> None:
-        return None
+        if self.metrics_addr is not None:
+            _addr("CHAT_GATEWAY_METRICS_ADDR", self.metrics_addr)
 
 
 Section = (

@@ -30,6 +30,7 @@ class ErrorCode(enum.Enum):
     INTERNAL = ("INTERNAL", 500, "internal")
     # HTTP only: the bridge's own request handling; never a gRPC status.
     METHOD_NOT_ALLOWED = (None, 405, "method_not_allowed")
+    REQUEST_TIMEOUT = (None, 408, "request_timeout")
     PAYLOAD_TOO_LARGE = (None, 413, "payload_too_large")
     UNSUPPORTED_MEDIA_TYPE = (None, 415, "unsupported_media_type")
 
@@ -287,6 +288,13 @@ class RateLimitedError(GatewayError):
     def __init__(self, message: str, retry_after_s: float) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class RequestTimeoutError(GatewayError):
+    """An HTTP request's body did not arrive in time (HTTP bridge only)."""
+
+    code = ErrorCode.REQUEST_TIMEOUT
+    reason = "REQUEST_TIMEOUT"
 
 
 class OverloadedError(GatewayError):

@@ -16,7 +16,9 @@ import itertools
 import json
 import logging
 import os
+import re
 import sys
+import threading
 import time
 from typing import Any
 
@@ -122,16 +124,45 @@ def _timestamp(created: float) -> str:
     return f"{_second(seconds)}.{millis:03d}Z"
 
 
+_SECRETS = re.compile(
+    r"(?i)(?P<bearer>bearer\s+)[^\s'\"\\,;)]+"
+    r"|(?P<jwt>eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*)"
+    r"|(?P<header>authorization['\"]?\s*[:=,]\s*\(?\s*(?:b(?=['\"]))?['\"]?)[^'\"\r\n]+"
+)
+
+
+def redact(text: str) -> str:
+    """``text`` with bearer values, JWTs and ``authorization`` values replaced.
+
+    Applied to every line from other libraries' loggers (grpc, aiohttp: they may quote a
+    malformed header whole) and to every traceback; the gateway's own lines never carry
+    a secret and are not scanned, which keeps access lines cheap.
+    """
+    if "eyJ" not in text and "earer" not in text and "uthorization" not in text:
+        return text  # the common case: nothing that could be a secret
+
+    def hide(match: re.Match[str]) -> str:
+        prefix = match.group("bearer") or match.group("header")
+        return f"{prefix}[redacted]" if prefix else "[redacted]"
+
+    return _SECRETS.sub(hide, text)
+
+
+def _message(record: logging.LogRecord) -> str:
+    message = record.getMessage()
+    return message if record.name.startswith("gateway") else redact(message)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ``ts``, ``level``, ``logger``, ``msg`` and any of
-    :data:`FIELDS`; ``exc`` carries a traceback."""
+    :data:`FIELDS`; ``exc`` carries a traceback. Other libraries' secrets are redacted."""
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
             "ts": _timestamp(record.created),
             "level": record.levelname,
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": _message(record),
         }
         values = record.__dict__
         for name in FIELDS:
@@ -143,20 +174,37 @@ class JsonFormatter(logging.Formatter):
             if scope is not None:
                 out["request_id"] = scope.id
         if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
+            out["exc"] = redact(self.formatException(record.exc_info))
         return _ENCODER.encode(out)
 
 
+def _one_line(value: object) -> str:
+    """``value`` as text with line breaks and other control characters escaped, so no
+    field can start a forged log line."""
+    text = str(value)
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
 class TextFormatter(logging.Formatter):
-    """``time level logger message key=value…`` for people reading a terminal."""
+    """``time level logger message key=value…`` for people reading a terminal; a record's
+    message and fields stay on its one line (tracebacks follow, indented by Python)."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
 
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging API
+        record.message = _one_line(_message(record))
+        return super().formatMessage(record)
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802 - logging API
+        return redact(super().formatException(ei))
+
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         values = record.__dict__
-        extras = [f"{name}={values[name]}" for name in FIELDS if values.get(name) is not None]
+        extras = [
+            f"{name}={_one_line(values[name])}" for name in FIELDS if values.get(name) is not None
+        ]
         if extras:
             head, sep, tail = line.partition("\n")
             line = f"{head} {' '.join(extras)}{sep}{tail}"
@@ -164,8 +212,14 @@ class TextFormatter(logging.Formatter):
 
 
 def configure_logging(level: str, fmt: str, *, access_log: bool = True) -> None:
-    """Send every log record to stderr as JSON lines (``fmt="json"``) or text."""
-    handler = logging.StreamHandler(sys.stderr)
+    """Send every log record to stderr as JSON lines (``fmt="json"``) or text.
+
+    With JSON, whatever else writes to the process's stderr (grpc's C core with
+    ``GRPC_VERBOSITY``/``GRPC_TRACE``, a native library, Python itself) is captured and
+    re-emitted as JSON lines of the ``native.stderr`` logger, so the stream stays valid.
+    """
+    stream = _capture_native_stderr() if fmt == "json" else sys.stderr
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):
@@ -181,3 +235,34 @@ def configure_logging(level: str, fmt: str, *, access_log: bool = True) -> None:
     # aiohttp's own access log would duplicate ours (and log raw request lines).
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     access_logger.disabled = not access_log
+
+
+_captured: list[Any] = []
+
+
+def _capture_native_stderr() -> Any:
+    """Point file descriptor 2 at a pipe read by a thread that logs each line, and return
+    a stream on the original stderr for the log handler (once per process)."""
+    if _captured:
+        return _captured[0]
+    try:
+        original = os.dup(2)
+        read_end, write_end = os.pipe()
+        os.dup2(write_end, 2)
+        os.close(write_end)
+    except OSError:
+        return sys.stderr
+    stream = os.fdopen(original, "w", buffering=1, encoding="utf-8", errors="replace")
+    sys.stderr = os.fdopen(2, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
+    native = logging.getLogger("native.stderr")
+
+    def pump() -> None:
+        with os.fdopen(read_end, "r", encoding="utf-8", errors="replace") as lines:
+            for line in lines:
+                text = line.rstrip("\n")
+                if text:
+                    native.warning("%s", text)
+
+    threading.Thread(target=pump, name="native-stderr", daemon=True).start()
+    _captured.append(stream)
+    return stream

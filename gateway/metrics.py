@@ -168,6 +168,18 @@ class GatewayMetrics:
             "X-RateLimit-Remaining of Stream's last answer that carried it.",
             registry=r,
         )
+        self.http_connections_open = Gauge(
+            "chat_gateway_http_connections_open",
+            "HTTP bridge connections open now.",
+            registry=r,
+        )
+        self.http_connections_closed = Counter(
+            "chat_gateway_http_connections_closed_by_guard",
+            "HTTP bridge connections the gateway closed on its own, by reason "
+            "(header_timeout, evicted: idle at the connection cap, refused: all busy at the cap).",
+            ["reason"],
+            registry=r,
+        )
         self._stream: dict[tuple[str, str], Counter] = {}
 
     def observe_rpc(self, method: str, code: str, seconds: float) -> None:

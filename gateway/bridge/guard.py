@@ -19,18 +19,27 @@ from collections.abc import Iterable
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from aiohttp.web_request import BaseRequest
 
 from gateway import logs
 from gateway.admission import Admission
+from gateway.bridge.connections import ConnectionGuard
 from gateway.bridge.cors import CorsPolicy
 from gateway.bridge.errors import ERROR_REASON, error_response, response_for
 from gateway.bridge.probes import PROBE_PATHS
 from gateway.metrics import GatewayMetrics
 
-__all__ = ["UNMATCHED", "RouteGuard"]
+__all__ = ["MALFORMED", "UNMATCHED", "RouteGuard"]
 
 UNMATCHED = "unmatched"
 """The route label of requests for paths the bridge does not serve."""
+MALFORMED = "malformed"
+"""The route label of requests aiohttp could not parse (answered before routing)."""
+KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"}
+)
+"""HTTP methods kept as metric labels; any other is counted as :data:`OTHER_METHOD`."""
+OTHER_METHOD = "OTHER"
 _CLIENT_CLOSED = 499
 
 
@@ -38,8 +47,15 @@ class RouteGuard:
     """Registers routes with the wrapper for one gateway's admission, metrics and CORS."""
 
     def __init__(
-        self, *, admission: Admission, metrics: GatewayMetrics, cors: CorsPolicy, access_log: bool
+        self,
+        *,
+        admission: Admission,
+        metrics: GatewayMetrics,
+        cors: CorsPolicy,
+        access_log: bool,
+        connections: ConnectionGuard | None = None,
     ) -> None:
+        self._connections = connections
         self._admission = admission
         self._metrics = metrics
         self._cors = cors
@@ -68,8 +84,19 @@ class RouteGuard:
         cors = self._cors
         finish = self._finish
         counted = route not in PROBE_PATHS
+        connections = self._connections
 
         async def edge(request: web.Request) -> web.StreamResponse:
+            connection = connections.of(request.transport) if connections is not None else None
+            if connection is None:
+                return await guarded(request)
+            connection.request_started()
+            try:
+                return await guarded(request)
+            finally:
+                connection.request_finished()
+
+        async def guarded(request: web.Request) -> web.StreamResponse:
             started = time.perf_counter()
             logs.begin_request(request.headers.get("X-Request-Id"))
             response: web.StreamResponse
@@ -101,20 +128,34 @@ class RouteGuard:
 
         return edge
 
-    def _finish(self, request: web.Request, route: str, status: int, started: float) -> None:
+    def malformed(self, request: BaseRequest, status: int, reason: str) -> None:
+        """Count and log a request aiohttp refused before any route ran."""
+        logs.begin_request(None)
+        request[ERROR_REASON] = reason
+        self._finish(request, MALFORMED, status, time.perf_counter())
+
+    def _finish(self, request: BaseRequest, route: str, status: int, started: float) -> None:
         seconds = time.perf_counter() - started
-        self._metrics.observe_http(request.method, route, status, seconds)
+        method = request.method if request.method in KNOWN_METHODS else OTHER_METHOD
+        self._metrics.observe_http(method, route, status, seconds)
         if self._log_enabled and logs.access_logger.isEnabledFor(logging.INFO):
             logs.access_logger.info(
                 "http",
                 extra={
-                    "method": request.method,
-                    "path": request.path[:256],
+                    "method": method,
+                    "path": _printable(request.raw_path[:256]),
                     "status": status,
                     "duration_ms": round(seconds * 1000, 3),
                     **({"reason": reason} if (reason := request.get(ERROR_REASON)) else {}),
                 },
             )
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters escaped (a path can carry ``%0a`` decoded)."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
 
 
 def _method_not_allowed(methods: Iterable[str]) -> Handler:

@@ -27,6 +27,7 @@ from gateway.domain import (
     InvalidArgumentError,
     IssuedToken,
     OrderChannel,
+    RequestTimeoutError,
     Role,
     UnavailableError,
 )
@@ -82,8 +83,15 @@ class BridgeContext:
     registry: OrderRegistry
     verifier: SessionVerifier
     limiter: TokenBucketLimiter
+    """Per-user limit of token requests."""
     document: dict[str, Any]
     readiness: Readiness = field(default_factory=Readiness)
+    channel_limiter: TokenBucketLimiter = field(
+        default_factory=lambda: TokenBucketLimiter(rate_per_s=1.0, burst=20)
+    )
+    """Per-user limit of channel requests."""
+    body_timeout_s: float = 10.0
+    """Seconds a request has to send its body (``CHAT_GATEWAY_HTTP_BODY_TIMEOUT``)."""
     token_bodies: ResponseMemo[bytes] = field(default_factory=ResponseMemo)
     """Token response bodies, one per issued token (the signer reuses a token within its second)."""
 
@@ -127,7 +135,9 @@ def _authenticate(ctx: BridgeContext, request: web.Request) -> str:
     return ctx.verifier.user_id(ctx.verifier.token_from(authorization, cookies))
 
 
-async def _json_object(request: web.Request, *, required: bool) -> dict[str, Any] | None:
+async def _json_object(
+    request: web.Request, *, required: bool, timeout_s: float
+) -> dict[str, Any] | None:
     """The request's JSON object body; ``None`` when there is none and none is required."""
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise web.HTTPRequestEntityTooLarge(
@@ -142,7 +152,11 @@ async def _json_object(request: web.Request, *, required: bool) -> dict[str, Any
         ctype.startswith("application/") and ctype.endswith("+json")
     ):
         raise web.HTTPUnsupportedMediaType()
-    raw = await request.read()  # the app's client_max_size bounds chunked bodies (413)
+    try:
+        async with asyncio.timeout(timeout_s):
+            raw = await request.read()  # the app's client_max_size bounds chunked bodies (413)
+    except TimeoutError as exc:
+        raise RequestTimeoutError(f"body: not received within {timeout_s:g}s") from exc
     if not raw.strip():
         if required:
             raise InvalidArgumentError("body", "a JSON object is required")
@@ -179,13 +193,13 @@ def _ttl_from_json(value: Any) -> timedelta:
     return timedelta(seconds=int(value))
 
 
-async def _ttl_of(request: web.Request) -> timedelta | None:
+async def _ttl_of(ctx: BridgeContext, request: web.Request) -> timedelta | None:
     query = request.query.getall("ttl", [])
     if len(query) > 1:
         raise InvalidArgumentError("ttl", "give it once")
     ttl = _ttl_from_query(query[0]) if query else None
     if request.method == "POST":
-        body = await _json_object(request, required=False)
+        body = await _json_object(request, required=False, timeout_s=ctx.body_timeout_s)
         if body is not None:
             _only_fields(body, {"ttl"})
             if "ttl" in body:
@@ -200,7 +214,11 @@ async def issue_token(ctx: BridgeContext, request: web.Request) -> web.Response:
     user_id = _authenticate(ctx, request)
     ctx.limiter.acquire(user_id)
     # The token provider's usual call (GET, no query) skips query and body parsing.
-    ttl = None if request.method == "GET" and not request.query_string else await _ttl_of(request)
+    ttl = (
+        None
+        if request.method == "GET" and not request.query_string
+        else await _ttl_of(ctx, request)
+    )
     try:
         issued = ctx.service.issue_token(user_id, ttl)
     except InvalidArgumentError as exc:
@@ -226,7 +244,8 @@ def channel_json(channel: OrderChannel, role: Role) -> dict[str, Any]:
 async def open_channel(ctx: BridgeContext, request: web.Request) -> web.Response:
     """``POST /api/chat/stream/channel {"orderId"}``: the order's channel for a participant."""
     user_id = _authenticate(ctx, request)
-    body = await _json_object(request, required=True)
+    ctx.channel_limiter.acquire(user_id)
+    body = await _json_object(request, required=True, timeout_s=ctx.body_timeout_s)
     assert body is not None
     _only_fields(body, {"orderId"})
     order_id = body.get("orderId")
@@ -254,7 +273,7 @@ async def readyz(ctx: BridgeContext, request: web.Request) -> web.Response:
         raise UnavailableError("gateway is not started")
     try:
         async with asyncio.timeout(READINESS_TIMEOUT_S):
-            await ctx.registry.pending_stats()
+            await ctx.registry.check()
     except Exception as exc:
         logger.warning("readiness: registry does not answer: %s", type(exc).__name__)
         raise UnavailableError("registry does not answer") from exc

@@ -23,6 +23,7 @@ class TokenBucketLimiter:
         rate_per_s: float,
         burst: int,
         max_keys: int = 100_000,
+        what: str = "token requests",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if rate_per_s <= 0 or burst < 1 or max_keys < 1:
@@ -30,6 +31,7 @@ class TokenBucketLimiter:
         self._rate = rate_per_s
         self._burst = float(burst)
         self._clock = clock
+        self._what = what
         # key -> (tokens left, time of last update)
         self._buckets: BoundedCache[str, tuple[float, float]] = BoundedCache(max_keys)
 
@@ -45,5 +47,5 @@ class TokenBucketLimiter:
         if tokens < 1.0:
             self._buckets.put(key, (tokens, now))
             retry_after = math.ceil((1.0 - tokens) / self._rate)
-            raise RateLimitedError("too many token requests; retry later", float(retry_after))
+            raise RateLimitedError(f"too many {self._what}; retry later", float(retry_after))
         self._buckets.put(key, (tokens - 1.0, now))

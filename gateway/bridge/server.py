@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import resource
 import ssl
 from functools import partial
 
@@ -10,11 +12,13 @@ from aiohttp import web
 
 from gateway.admission import Admission
 from gateway.bridge import handlers
+from gateway.bridge.connections import ConnectionGuard, GuardedSite
 from gateway.bridge.cors import CorsPolicy
 from gateway.bridge.guard import RouteGuard
 from gateway.bridge.handlers import CONTEXT, BridgeContext, Readiness
 from gateway.bridge.openapi import openapi_document
 from gateway.bridge.probes import METRICS_PATH, metrics_handler
+from gateway.bridge.protocol import BridgeRequestHandler
 from gateway.bridge.ratelimit import TokenBucketLimiter
 from gateway.bridge.session import SessionVerifier
 from gateway.config import BridgeSettings, EdgeSettings, Settings, TokenSettings
@@ -27,7 +31,7 @@ logger = logging.getLogger(__name__)
 TOKEN_PATH = "/api/chat/stream/token"
 CHANNEL_PATH = "/api/chat/stream/channel"
 OPENAPI_PATH = "/api/chat/stream/openapi.json"
-SHUTDOWN_TIMEOUT_S = 10.0
+ROUTE_GUARD = web.AppKey("route_guard", RouteGuard)
 
 
 def build_bridge_app(
@@ -42,6 +46,9 @@ def build_bridge_app(
     verifier: SessionVerifier | None = None,
     limiter: TokenBucketLimiter | None = None,
     readiness: Readiness | None = None,
+    connections: ConnectionGuard | None = None,
+    body_timeout_s: float = 10.0,
+    serve_metrics: bool = True,
 ) -> web.Application:
     """The bridge application on the given service layer (collaborators overridable).
 
@@ -49,8 +56,15 @@ def build_bridge_app(
     while ``admission`` drains; ``/metrics`` serves ``metrics``.
     """
     cors = CorsPolicy(settings.cors_origins)
-    edge = RouteGuard(admission=admission, metrics=metrics, cors=cors, access_log=access_log)
+    edge = RouteGuard(
+        admission=admission,
+        metrics=metrics,
+        cors=cors,
+        access_log=access_log,
+        connections=connections,
+    )
     app = web.Application(client_max_size=handlers.MAX_BODY_BYTES)
+    app[ROUTE_GUARD] = edge
     app[CONTEXT] = ctx = BridgeContext(
         service=service,
         registry=registry,
@@ -64,6 +78,12 @@ def build_bridge_app(
             cookie_name=settings.session_cookie, max_ttl_s=tokens.max_token_ttl_s
         ),
         readiness=readiness or Readiness(),
+        channel_limiter=TokenBucketLimiter(
+            rate_per_s=settings.channel_rate_limit_per_min / 60.0,
+            burst=settings.channel_rate_limit_burst,
+            what="channel requests",
+        ),
+        body_timeout_s=body_timeout_s,
     )
     edge.route(
         app,
@@ -82,7 +102,8 @@ def build_bridge_app(
     edge.route(app, OPENAPI_PATH, {"GET": partial(handlers.openapi, ctx)}, head=True)
     edge.route(app, "/healthz", {"GET": handlers.healthz}, head=True)
     edge.route(app, "/readyz", {"GET": partial(handlers.readyz, ctx)}, head=True)
-    edge.route(app, METRICS_PATH, {"GET": metrics_handler(metrics)}, head=True)
+    if serve_metrics:
+        edge.route(app, METRICS_PATH, {"GET": metrics_handler(metrics)}, head=True)
     edge.catch_all(app)
     return app
 
@@ -94,20 +115,30 @@ def split_host_port(addr: str) -> tuple[str, int]:
 
 
 class BridgeEdge:
-    """The bridge's HTTP listener on the gateway's event loop; ``port`` is known once started."""
+    """The bridge's HTTP listener on the gateway's event loop; ``port`` is known once started.
+
+    Connections pass a :class:`ConnectionGuard` (a cap, a deadline for each request head);
+    idle keep-alive connections close after ``keepalive_s``. Stopping cancels what is still
+    running at once: the gateway's drain (:class:`gateway.admission.Admission`) has already
+    given in-flight requests the shutdown grace, so the grace is counted once.
+    """
 
     def __init__(
         self,
         app: web.Application,
         addr: str,
         *,
-        shutdown_timeout_s: float = SHUTDOWN_TIMEOUT_S,
+        connections: ConnectionGuard | None = None,
+        keepalive_s: float = 75.0,
         ssl_context: ssl.SSLContext | None = None,
         reuse_port: bool = False,
     ) -> None:
         self.app = app
+        self.connections = connections or ConnectionGuard(
+            max_connections=4096, header_timeout_s=10.0
+        )
+        self._keepalive_s = keepalive_s
         self._reuse_port = reuse_port
-        self._shutdown_timeout_s = shutdown_timeout_s
         self._ssl_context = ssl_context
         self._host, self._port = split_host_port(addr)
         self._runner: web.AppRunner | None = None
@@ -127,15 +158,33 @@ class BridgeEdge:
 
     async def start(self) -> None:
         """Bind and serve; ``/readyz`` turns ready."""
-        runner = web.AppRunner(self.app, shutdown_timeout=self._shutdown_timeout_s, access_log=None)
+        runner = web.AppRunner(
+            self.app, shutdown_timeout=0.0, access_log=None, keepalive_timeout=self._keepalive_s
+        )
         await runner.setup()
+        server = runner.server
+        assert server is not None
+        loop = asyncio.get_running_loop()
+        malformed = self.app[ROUTE_GUARD].malformed
+
+        def handler() -> asyncio.Protocol:
+            return BridgeRequestHandler(
+                server,
+                loop=loop,
+                keepalive_timeout=self._keepalive_s,
+                access_log=None,
+                malformed=malformed,
+            )
+
         try:
-            await web.TCPSite(
+            await GuardedSite(
                 runner,
                 self._host,
                 self._port,
+                guard=self.connections,
+                handler=handler,
                 ssl_context=self._ssl_context,
-                reuse_port=self._reuse_port or None,
+                reuse_port=self._reuse_port,
             ).start()
         except BaseException:
             await runner.cleanup()
@@ -144,7 +193,7 @@ class BridgeEdge:
         self.readiness.started = True
 
     async def stop(self) -> None:
-        """Turn not-ready, stop accepting, let in-flight requests finish, close."""
+        """Turn not-ready, stop accepting, cancel what still runs, close."""
         self.readiness.started = False
         if self._runner is not None:
             await self._runner.cleanup()
@@ -161,6 +210,13 @@ def build_bridge_edge(
 ) -> BridgeEdge:
     """The bridge for ``CHAT_GATEWAY_HTTP_ADDR`` (port 0: any free port), not started yet;
     HTTPS when ``CHAT_GATEWAY_HTTP_TLS_CERT_FILE`` is set."""
+    edge = settings.edge
+    connections = ConnectionGuard(
+        max_connections=connection_cap(edge.http_max_connections),
+        header_timeout_s=edge.http_header_timeout_s,
+        metrics=metrics,
+    )
+    metrics.http_connections_open.set_function(lambda: connections.open_connections)
     app = build_bridge_app(
         service=service,
         registry=registry,
@@ -169,14 +225,28 @@ def build_bridge_edge(
         metrics=metrics,
         admission=admission,
         access_log=settings.observability.access_log,
+        connections=connections,
+        body_timeout_s=edge.http_body_timeout_s,
+        serve_metrics=settings.observability.metrics_addr is None,
     )
     return BridgeEdge(
         app,
         settings.edge.http_addr,
-        shutdown_timeout_s=settings.edge.shutdown_grace_s,
+        connections=connections,
+        keepalive_s=settings.edge.http_keepalive_s,
         ssl_context=server_ssl_context(settings.edge),
         reuse_port=settings.edge.reuse_port,
     )
+
+
+def connection_cap(configured: int) -> int:
+    """The bridge's connection cap: the configured one, but never more than half the
+    process's file descriptor limit, so the gRPC port, the registry and Stream always keep
+    descriptors of their own."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return configured
+    return max(16, min(configured, soft // 2))
 
 
 def server_ssl_context(settings: EdgeSettings) -> ssl.SSLContext | None:

@@ -60,7 +60,7 @@ class SessionVerifier:
         # token -> (user id, exp): sessions that passed full verification. Only successes
         # are remembered, and only until their own exp, so a forged, altered or expired
         # token is never answered from here; a page load's repeated calls skip the crypto.
-        self._verified: BoundedCache[str, tuple[str, float]] = BoundedCache(VERIFIED_CACHE_ENTRIES)
+        self._verified: BoundedCache[str, tuple[str, int]] = BoundedCache(VERIFIED_CACHE_ENTRIES)
 
     @classmethod
     def from_settings(cls, settings: BridgeSettings) -> SessionVerifier:
@@ -151,7 +151,9 @@ class SessionVerifier:
             user = validation.user_id(sub, "sub")
         except InvalidArgumentError as exc:
             raise UnauthenticatedError(f"invalid session: {exc.message}") from exc
-        self._verified.put(token, (user, float(claims["exp"])))
+        # PyJWT compares int(exp): so does the memo (a float would outlive a fractional exp,
+        # and overflow on an absurd one).
+        self._verified.put(token, (user, int(claims["exp"])))
         return user
 
 

@@ -157,6 +157,15 @@ class OrderRegistry(Protocol):
         """Count pending orders and revocations, and the oldest one's change time."""
         ...
 
+    async def check(self) -> None:
+        """Readiness: return only if the store can be read now (and has not reported
+        damage lately).
+
+        Raises:
+            UnavailableError: it cannot.
+        """
+        ...
+
     async def close(self) -> None:
         """Release connections and threads."""
         ...

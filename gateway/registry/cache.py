@@ -133,6 +133,9 @@ class OrderCache:
     async def pending_stats(self) -> PendingStats:
         return await self._inner.pending_stats()
 
+    async def check(self) -> None:
+        await self._inner.check()
+
     async def close(self) -> None:
         self._entries.clear()
         await self._inner.close()

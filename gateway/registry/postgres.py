@@ -417,5 +417,8 @@ class PostgresRegistry:
             count=count, oldest_change_time=None if oldest is None else _moment(oldest)
         )
 
+    async def check(self) -> None:
+        await self.pending_stats()
+
     async def close(self) -> None:
         await self._pool.close()

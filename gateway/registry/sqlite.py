@@ -46,6 +46,9 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+DAMAGE_MEMORY_S = 60.0
+"""How long readiness fails after a call found the database file damaged."""
+
 _COLUMNS = rows.SELECT_COLUMNS
 _SELECT_ORDER = f"SELECT {_COLUMNS} FROM orders WHERE order_id = ?"
 _INSERT = (
@@ -85,6 +88,7 @@ class SqliteRegistry:
             else ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-reader")
         )
         self._write_conn: sqlite3.Connection | None = None
+        self._damaged_at: float | None = None
         self._read_conn: sqlite3.Connection | None = None
 
     @classmethod
@@ -124,6 +128,12 @@ class SqliteRegistry:
             # Locked past the bound, disk full, file gone: transient for the caller.
             logger.warning("sqlite registry unavailable: %s: %s", type(exc).__name__, exc)
             raise UnavailableError("order registry is unavailable, retry later") from exc
+        except sqlite3.DatabaseError as exc:
+            # A damaged file ("database disk image is malformed"): the store cannot serve
+            # this; readiness reports it (see :meth:`check`).
+            self._damaged_at = time.monotonic()
+            logger.error("sqlite registry damaged: %s: %s", type(exc).__name__, exc)
+            raise UnavailableError("order registry cannot be read") from exc
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await self._call(self._writer, lambda: fn(self._conn(self._write_conn)))
@@ -420,6 +430,13 @@ class SqliteRegistry:
             )
 
         return await self._read(work)
+
+    async def check(self) -> None:
+        """Fails for :data:`DAMAGE_MEMORY_S` after any call found the file damaged (a
+        damaged page is only found by a query that reads it), else reads the backlog."""
+        if self._damaged_at is not None and time.monotonic() - self._damaged_at < DAMAGE_MEMORY_S:
+            raise UnavailableError("order registry reported a damaged database file")
+        await self.pending_stats()
 
     async def close(self) -> None:
         def closer(attr: str) -> Callable[[], None]:

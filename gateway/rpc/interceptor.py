@@ -27,7 +27,7 @@ import grpc
 
 from gateway import logs
 from gateway.admission import Admission
-from gateway.domain import ErrorCode, GatewayError
+from gateway.domain import ErrorCode, GatewayError, InvalidArgumentError
 from gateway.rpc.auth import GATEWAY_PREFIX, is_open
 from gateway.rpc.errors import abort_internal, abort_with, grpc_code
 from gateway.rpc.telemetry import RpcTelemetry
@@ -74,6 +74,15 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
             raise TypeError(f"{method_name}: only unary-unary methods can be guarded")
         admission = self._admission
         record = self._telemetry.recorder(method_name)
+        parse = handler.request_deserializer
+
+        def deserialize(data: bytes) -> Any:
+            # A message grpc cannot decode (bad UTF-8 in a string field, truncated bytes)
+            # is the caller's error: INVALID_ARGUMENT, not grpc's ERROR traceback + UNKNOWN.
+            try:
+                return parse(data) if parse is not None else data
+            except Exception as exc:
+                return _Undecodable(type(exc).__name__)
 
         async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             started = time.perf_counter()
@@ -83,6 +92,10 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
             try:
                 admission.admit_rpc()
                 admitted = True
+                if type(request) is _Undecodable:
+                    raise InvalidArgumentError(
+                        "request", f"is not a valid protobuf message ({request.error})"
+                    )
                 response = await behavior(request, context)
                 code = "OK"
                 return response
@@ -109,6 +122,15 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
 
         return grpc.unary_unary_rpc_method_handler(
             guarded,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=deserialize,
             response_serializer=handler.response_serializer,
         )
+
+
+class _Undecodable:
+    """What the guard's deserializer hands on for a request it could not decode."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: str) -> None:
+        self.error = error

@@ -73,6 +73,13 @@ class GrpcEdge:
                 # Off unless several workers share the port: otherwise a second gateway on
                 # the same port would start silently instead of failing.
                 ("grpc.so_reuseport", 1 if settings.reuse_port else 0),
+                # Bounds on what one connection may hold: concurrent streams (a client that
+                # opens and resets streams in a loop cannot crowd out the others), idle time
+                # and age (clients reconnect, and spread over replicas).
+                ("grpc.max_concurrent_streams", settings.grpc_max_concurrent_streams),
+                ("grpc.max_connection_idle_ms", int(settings.grpc_max_connection_idle_s * 1000)),
+                ("grpc.max_connection_age_ms", int(settings.grpc_max_connection_age_s * 1000)),
+                ("grpc.max_connection_age_grace_ms", int(settings.shutdown_grace_s * 1000)),
             ],
         )
         pb_grpc.add_ChatGatewayServicer_to_server(ChatGatewayServicer(self._service), server)

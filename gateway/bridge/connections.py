@@ -1,0 +1,230 @@
+"""The bridge's connection guard: a cap on open connections and a deadline for each
+request head, so idle or slow clients cannot use up the process's file descriptors.
+
+aiohttp has no limit on connections and no deadline for the first request of a
+connection, so a client that opens connections and sends nothing (or half a header)
+holds a descriptor each, for as long as it likes. :class:`ConnectionGuard` wraps aiohttp's
+protocol factory:
+
+- every connection must deliver a complete request head within ``header_timeout_s`` of
+  its first byte (or of being accepted); otherwise it is closed. An idle keep-alive
+  connection (nothing sent after a response) is aiohttp's to close, after its
+  keep-alive timeout;
+- at most ``max_connections`` are open at once. A new connection beyond the cap evicts the
+  longest-idle connection that has no request in progress; when every connection is
+  busy, the new one is closed at once. A client's in-flight request is never cut off to
+  admit another, and an attacker's idle connections cannot lock out everybody else.
+
+:class:`GuardedSite` is aiohttp's ``TCPSite`` with the guard in front.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+from collections import OrderedDict
+from collections.abc import Callable
+
+from aiohttp import web
+
+from gateway.metrics import GatewayMetrics
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ConnectionGuard", "GuardedSite"]
+
+
+class _Connection(asyncio.Protocol):
+    """One connection: aiohttp's request handler behind the guard's bookkeeping."""
+
+    def __init__(self, guard: ConnectionGuard, inner: asyncio.Protocol) -> None:
+        self._guard = guard
+        self._inner = inner
+        self.transport: asyncio.Transport | None = None
+        self._admitted = False
+        self.busy = 0
+        """Requests of this connection in progress (in the bridge's handlers)."""
+        self._deadline: asyncio.TimerHandle | None = None
+
+    # -- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        if not self._guard.admit(self):
+            transport.abort()
+            return
+        self._admitted = True
+        self._inner.connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        if not self._admitted:
+            return
+        if self._deadline is None and self.busy == 0:
+            self._arm()  # a new request head begins on a kept-alive connection
+        self._guard.touch(self)
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        self._guard.forget(self)
+        if self._admitted:
+            self._inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+    # -- requests -----------------------------------------------------------------------
+
+    def request_started(self) -> None:
+        self.busy += 1
+        self._disarm()
+
+    def request_finished(self) -> None:
+        self.busy = max(self.busy - 1, 0)
+        self._guard.touch(self)
+
+    def close(self, reason: str) -> None:
+        self._disarm()
+        if self.transport is not None and not self.transport.is_closing():
+            logger.debug("closing a bridge connection: %s", reason)
+            self.transport.close()
+
+    def _arm(self) -> None:
+        self._disarm()
+        loop = asyncio.get_running_loop()
+        self._deadline = loop.call_later(self._guard.header_timeout_s, self._expire)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expire(self) -> None:
+        self._deadline = None
+        if self.busy == 0:
+            self._guard.timed_out(self)
+
+
+class ConnectionGuard:
+    """Protocol factory wrapper: the connection cap and the request-head deadline."""
+
+    def __init__(
+        self,
+        *,
+        max_connections: int,
+        header_timeout_s: float,
+        metrics: GatewayMetrics | None = None,
+    ) -> None:
+        self.factory: Callable[[], asyncio.Protocol] | None = None
+        """aiohttp's protocol factory (the runner's server), set when the site starts."""
+        self.max_connections = max_connections
+        self.header_timeout_s = header_timeout_s
+        self._metrics = metrics
+        # open connections, least recently active first
+        self._open: OrderedDict[_Connection, None] = OrderedDict()
+        self._by_transport: dict[asyncio.BaseTransport, _Connection] = {}
+
+    def __call__(self) -> asyncio.Protocol:
+        assert self.factory is not None, "the guard's site has not started"
+        return _Connection(self, self.factory())
+
+    @property
+    def open_connections(self) -> int:
+        """Connections open now."""
+        return len(self._open)
+
+    def of(self, transport: asyncio.BaseTransport | None) -> _Connection | None:
+        """The guarded connection of a request's transport."""
+        return None if transport is None else self._by_transport.get(transport)
+
+    def admit(self, connection: _Connection) -> bool:
+        """Make room for ``connection``: evict the longest-idle connection if at the cap.
+        ``False``: every connection is busy; the new one must be closed."""
+        if len(self._open) >= self.max_connections:
+            idle = next((c for c in self._open if c.busy == 0), None)
+            if idle is None:
+                self._count("refused")
+                return False
+            self._count("evicted")
+            self._drop(idle)
+            idle.close("connection cap reached; longest idle connection evicted")
+        self._open[connection] = None
+        assert connection.transport is not None
+        self._by_transport[connection.transport] = connection
+        return True
+
+    def touch(self, connection: _Connection) -> None:
+        if connection in self._open:
+            self._open.move_to_end(connection)
+
+    def timed_out(self, connection: _Connection) -> None:
+        self._count("header_timeout")
+        connection.close(f"no complete request head within {self.header_timeout_s:g}s")
+
+    def forget(self, connection: _Connection) -> None:
+        self._drop(connection)
+
+    def _drop(self, connection: _Connection) -> None:
+        self._open.pop(connection, None)
+        if connection.transport is not None:
+            self._by_transport.pop(connection.transport, None)
+
+    def _count(self, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.http_connections_closed.labels(outcome).inc()
+
+
+class GuardedSite(web.BaseSite):
+    """``aiohttp.web.TCPSite`` with a :class:`ConnectionGuard` in front of ``handler``, the
+    factory of each connection's protocol."""
+
+    __slots__ = ("_host", "_port", "_reuse_port", "_guard", "_handler")
+
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        host: str,
+        port: int,
+        *,
+        guard: ConnectionGuard,
+        handler: Callable[[], asyncio.Protocol],
+        ssl_context: ssl.SSLContext | None = None,
+        reuse_port: bool = False,
+        backlog: int = 512,
+    ) -> None:
+        super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
+        self._host = host
+        self._port = port
+        self._reuse_port = reuse_port
+        self._guard = guard
+        self._handler = handler
+
+    @property
+    def name(self) -> str:
+        scheme = "https" if self._ssl_context else "http"
+        return f"{scheme}://{self._host}:{self._port}"
+
+    async def start(self) -> None:
+        await super().start()
+        loop = asyncio.get_running_loop()
+        self._guard.factory = self._handler
+        self._server = await loop.create_server(
+            self._guard,
+            self._host,
+            self._port,
+            ssl=self._ssl_context,
+            backlog=self._backlog,
+            reuse_address=True,
+            reuse_port=self._reuse_port or None,
+            family=socket.AF_UNSPEC,
+        )

@@ -1,0 +1,62 @@
+"""aiohttp's request handler with the bridge's answers to requests it cannot even parse.
+
+aiohttp answers a malformed request (bad request line, a header too long or with invalid
+characters, a bad method) before any route runs, in plain text, and logs a traceback at
+ERROR that may quote the offending header. :class:`BridgeRequestHandler` answers it the
+bridge's way instead: the JSON error model, one access line and the request metrics
+(through the route guard's ``malformed`` callback), and a one-line DEBUG log without the
+request's content.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web_protocol
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_response import StreamResponse
+
+from gateway.bridge.errors import error_response
+from gateway.domain import ErrorCode
+
+MalformedCallback = Callable[[BaseRequest, int, str], None]
+"""``malformed(request, status, reason)``: count and log a request aiohttp refused."""
+
+_BY_STATUS = {code.http_status: code for code in ErrorCode}
+
+
+class BridgeRequestHandler(web_protocol.RequestHandler):
+    """One HTTP connection, with JSON answers to malformed requests."""
+
+    def __init__(self, *args: Any, malformed: MalformedCallback, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._malformed = malformed
+
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> StreamResponse:
+        """The JSON error for a request aiohttp could not handle; closes the connection."""
+        if request.writer.output_size > 0:
+            raise ConnectionError("a response was sent already; the connection is broken")
+        if status >= 500:
+            self.log_exception("HTTP bridge: error handling a request", exc_info=exc)
+            code, text = ErrorCode.INTERNAL, "internal error"
+        else:
+            # The exception's text may quote the request (a header value): not logged.
+            self.logger.debug(
+                "HTTP bridge: malformed request refused (%d, %s)", status, type(exc).__name__
+            )
+            code = _BY_STATUS.get(status, ErrorCode.INVALID_ARGUMENT)
+            text = (
+                "malformed HTTP request" if code is ErrorCode.INVALID_ARGUMENT else code.json_code
+            )
+        response = error_response(code.http_status, code.json_code, text)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.force_close()
+        self._malformed(request, code.http_status, type(exc).__name__ if exc else "malformed")
+        return response
