@@ -242,7 +242,10 @@ def write_report(out: dict[str, Any], results: Path) -> None:
         f"shared: absolute figures are noisy, same-run ratios less so). Each figure: median of "
         f"{out['settings']['rounds']} interleaved rounds of {out['settings']['duration_s']} s "
         f"after a {out['settings']['warmup_s']} s warm-up (ceilings: "
-        f"{out['settings']['ceiling_rounds']} round(s)). Suites: {', '.join(out['suites'])}.",
+        f"{out['settings']['ceiling_rounds']} round(s), gRPC at 64 streams "
+        f"{out['settings']['rounds']}). Suites (seconds): "
+        + ", ".join(f"{s} {out.get(f'elapsed_s_{s}', '–')}" for s in out["suites"])
+        + f"; {out.get('elapsed_s', '–')} s in all.",
         "",
     ]
     lines = [
