@@ -63,7 +63,15 @@ def _http_rows(title: str, section: dict[str, Any] | None) -> list[str]:
 
 
 def _headline(out: dict[str, Any]) -> list[str]:
-    lines = ["## Headline: production-shaped workloads", "", ROW_HEAD]
+    lines = [
+        "## Headline: production-shaped workloads",
+        "",
+        "Rows marked *JSON access lines* are production's logging defaults; every other row has "
+        "access lines off. Errors on Node peer rows are wrk socket errors (its 2 s timeouts of an "
+        "overloaded peer), not rejected sessions: see the measurement checks.",
+        "",
+        ROW_HEAD,
+    ]
     lines += _http_rows("HTTP token, distinct users", out.get("http_distinct"))
     lines += _http_rows("HTTP token, returning users (Zipf 1.1, 100 k)", out.get("http_returning"))
     grpc = out.get("grpc")
@@ -199,6 +207,12 @@ def _ceilings(out: dict[str, Any]) -> list[str]:
 
 
 METHOD = """## Method
+
+Run everything: `make bench` (writes this file, `latest.json` and `bench.png`). A subset:
+`make bench BENCH_ARGS="--only http-distinct grpc"` (suites: http-distinct, http-returning,
+grpc, orders, rss, grpc-ceiling, http-ceiling, workers, scale; results then go to
+`results/tmp/`, ignored by git). The rss suite lasts 1,000,000 / the gateway's distinct-user
+rate.
 
 - **Gateway**: `python -m gateway serve` as production runs it (no dev profile, local chat
   backend unless stated, SQLite, one worker), per-user token rate limit lifted, access lines off

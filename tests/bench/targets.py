@@ -159,105 +159,171 @@ def targets(out: dict[str, Any]) -> list[dict[str, Any]]:
 
 def soundness(out: dict[str, Any]) -> list[dict[str, Any]]:
     """Checks that the measurements mean what they say."""
-    checks: list[dict[str, Any]] = []
+    return [
+        *_http_answers(out),
+        *_grpc_answers(out),
+        *_no_repeats(out),
+        *_light_load_generators(out),
+        *_access_lines_on(out),
+        *_grpcload_vs_h2load(out),
+        *_new_orders_sound(out),
+        *_rss_users_sound(out),
+    ]
+
+
+def _http_answers(out: dict[str, Any]) -> list[dict[str, Any]]:
+    checks = []
     for key in ("http_distinct", "http_returning", "http_ceiling"):
-        section = out.get(key)
-        if not section:
+        if not out.get(key):
             continue
-        rows = section["rows"]
+        rows = out[key]["rows"]
         gateway = sum(r["errors"] for n, r in rows.items() if n.startswith("gateway"))
-        checks.append(
+        peers = int(sum(r["extra"]["non_2xx"] for n, r in rows.items() if n.startswith("node")))
+        checks += [
             _flag(
                 f"{key}: the gateway answered every request 200 (no socket errors)",
                 f"{gateway} errors",
                 gateway == 0,
-            )
-        )
-        peers = sum(r["extra"]["non_2xx"] for n, r in rows.items() if n.startswith("node"))
-        checks.append(
+            ),
             _flag(
                 f"{key}: the Node peers accepted every session (timeouts aside)",
                 f"{peers} non-2xx",
                 peers == 0,
-            )
-        )
-    if out.get("grpc"):
-        errors = sum(r["errors"] for r in out["grpc"]["rows"].values())
-        checks.append(
-            _flag("grpc: every call answered grpc-status 0", f"{errors} errors", errors == 0)
-        )
-    for key in ("grpc_ceiling_64", "grpc_ceiling_1"):
-        if out.get(key):
-            errors = sum(r["errors"] for r in out[key].values())
-            checks.append(_flag(f"{key}: no failed requests", f"{errors} errors", errors == 0))
-    for key, rows in (
-        ("http_distinct", None),
-        ("grpc", ("IssueToken, distinct users", "IssueToken, distinct users, JSON access lines")),
-    ):
-        section = out.get(key)
-        if not section:
-            continue
-        names = rows or tuple(section["rows"])
-        wraps = sum(section["rows"][n]["wraps"] for n in names)
+            ),
+        ]
+    return checks
+
+
+def _grpc_answers(out: dict[str, Any]) -> list[dict[str, Any]]:
+    tables = [("grpc", out["grpc"]["rows"])] if out.get("grpc") else []
+    tables += [(k, out[k]) for k in ("grpc_ceiling_64", "grpc_ceiling_1") if out.get(k)]
+    checks = []
+    for key, rows in tables:
+        errors = sum(r["errors"] for r in rows.values())
         checks.append(
             _flag(
-                f"{key}: no user repeated (load generator never wrapped around)",
-                f"{wraps} wraps",
-                wraps == 0,
+                f"{key}: every call answered (grpcload: grpc-status 0 checked)",
+                f"{errors} errors",
+                errors == 0,
             )
         )
-    for key in ("http_returning", "grpc"):
-        section = out.get(key)
-        if section:
-            wraps = sum(r["wraps"] for n, r in section["rows"].items() if n != "Health/Check")
-            checks.append(
-                _flag(f"{key}: draws not exhausted (no wrap-around)", f"{wraps} wraps", wraps == 0)
-            )
-    for key in ("http_distinct", "grpc"):
-        section = out.get(key)
-        if section:
-            per = section["access_lines_per_request"]
+    return checks
+
+
+def _no_repeats(out: dict[str, Any]) -> list[dict[str, Any]]:
+    """Distinct users never repeated, draws never exhausted: no generator wrapped around."""
+    checks = []
+    for key, what in (
+        ("http_distinct", "no session repeated"),
+        ("http_returning", "draw not exhausted"),
+        ("grpc", "no body repeated (distinct users, random orders)"),
+    ):
+        if out.get(key):
+            rows = out[key]["rows"]
+            wraps = sum(r["wraps"] for n, r in rows.items() if n != "Health/Check")
             checks.append(
                 _flag(
-                    f"{key}: JSON access lines on (one line per request)",
+                    f"{key}: {what}: the load generator never wrapped around",
+                    f"{wraps} wraps",
+                    wraps == 0,
+                )
+            )
+    return checks
+
+
+def _light_load_generators(out: dict[str, Any]) -> list[dict[str, Any]]:
+    """The load generator shares the machine: it should use a small share of it."""
+    checks = []
+    for key in ("http_distinct", "http_returning", "grpc"):
+        if not out.get(key):
+            continue
+        worst = max(
+            r["loadgen_cores"] / r["extra"]["server_cores"]
+            for r in out[key]["rows"].values()
+            if r["extra"].get("server_cores")
+        )
+        checks.append(
+            _flag(
+                f"{key}: load generator ≤ 1/3 of the server's CPU (worst row)",
+                f"{worst:.2f}×",
+                worst <= 1 / 3,
+            )
+        )
+    return checks
+
+
+def _access_lines_on(out: dict[str, Any]) -> list[dict[str, Any]]:
+    checks = []
+    for key in ("http_distinct", "grpc"):
+        if out.get(key):
+            per = out[key]["access_lines_per_request"]
+            checks.append(
+                _flag(
+                    f"{key}: JSON access lines really on (one line per request)",
                     f"{per:.2f} lines per request",
                     0.95 <= per <= 1.05,
                 )
             )
+    return checks
+
+
+def _grpcload_vs_h2load(out: dict[str, Any]) -> list[dict[str, Any]]:
     ceiling = out.get("grpc_ceiling_64")
-    if ceiling:
-        mine = ceiling["Health/Check, grpcload"]["rps"]
-        theirs = ceiling["Health/Check"]["rps"]
-        checks.append(
-            _flag(
-                "grpcload vs h2load, fixed Health/Check, same server: within ±15%",
-                f"{mine / theirs:.2f}× h2load",
-                0.85 <= mine / theirs <= 1.15,
-            )
+    if not ceiling:
+        return []
+    mine, theirs = ceiling["Health/Check, grpcload"], ceiling["Health/Check"]
+    ratio = mine["rps"] / theirs["rps"]
+    return [
+        _flag(
+            "grpcload vs h2load, fixed Health/Check, same server: req/s within ±15%",
+            f"{ratio:.2f}× h2load ({mine['loadgen_cores']:.2f} vs "
+            f"{theirs['loadgen_cores']:.2f} cores)",
+            0.85 <= ratio <= 1.15,
         )
+    ]
+
+
+def _new_orders_sound(out: dict[str, Any]) -> list[dict[str, Any]]:
+    checks = []
     orders = out.get("new_orders") or {}
     for kind in ("sqlite", "postgresql"):
-        for name, phase in (orders.get(kind) or {}).items():
-            if isinstance(phase, dict) and "stream_calls" in phase:
-                bad = phase["errors"] + phase["pending"] + phase["not_created"]
-                checks.append(
-                    _flag(
-                        f"new orders ({kind}, {name}): every call created a SYNCED channel",
-                        f"{phase['errors']} errors, {phase['pending']} pending, "
-                        f"{phase['not_created']} not created",
-                        bad == 0,
-                    )
-                )
-    users = out.get("rss_users")
-    if users:
-        checks.append(
-            _flag(
-                "rss: every distinct user's token answered 200",
-                f"{users['users']:,} users, {users['non_200']} non-200",
-                users["non_200"] == 0 and users["users"] >= 1_000_000,
-            )
-        )
+        for name, p in (orders.get(kind) or {}).items():
+            if not isinstance(p, dict) or "stream_calls" not in p:
+                continue
+            bad = p["errors"] + p["pending"] + p["not_created"]
+            lag = p["double_loop_lag"]["p99_ms"]
+            checks += [
+                _flag(
+                    f"new orders ({kind}, {name}): every call created a SYNCED channel",
+                    f"{p['errors']} errors, {p['pending']} pending, {p['not_created']} not created",
+                    bad == 0,
+                ),
+                _flag(
+                    f"new orders ({kind}, {name}): driver CPU ≤ half the gateway's",
+                    f"{p['driver_cores']:.2f} vs {p['gateway_cores']:.2f} cores",
+                    p["driver_cores"] <= 0.5 * p["gateway_cores"],
+                ),
+                _flag(
+                    f"new orders ({kind}, {name}): Stream double not a bottleneck "
+                    "(its loop lag p99 ≤ 10 ms)",
+                    f"{lag:.1f} ms",
+                    lag <= 10,
+                ),
+            ]
     return checks
+
+
+def _rss_users_sound(out: dict[str, Any]) -> list[dict[str, Any]]:
+    users = out.get("rss_users")
+    if not users:
+        return []
+    return [
+        _flag(
+            "rss: ≥ 1,000,000 distinct users' tokens, every one answered 200",
+            f"{users['users']:,} users, {users['non_200']} non-200",
+            users["non_200"] == 0 and users["users"] >= 1_000_000,
+        )
+    ]
 
 
 def _flag(target: str, measured: str, met: bool) -> dict[str, Any]:

@@ -104,7 +104,11 @@ def wrk(
         loadgen_cpu_s=cpu_s,
         loadgen_cores=cpu_s / duration_s,
         wraps=int(mine.group(2)),
-        extra={"non_2xx": non_2xx, "socket_errors": socket_errors},
+        extra={
+            "non_2xx": non_2xx,
+            "socket_errors": socket_errors,
+            "timeouts": int(sock.group(4)) if sock else 0,
+        },
     )
 
 
