@@ -8,7 +8,8 @@ answer later than ``--delay`` and slow the gateway down with it. To keep it ligh
 remembers the server tokens that passed verification (the SDK signs one and reuses it), so
 each call skips the JWT decode; anything else is verified as the double always does.
 
-It prints one JSON line, ``{"url": …, "stats": …}``, then serves until SIGTERM. Stats
+It prints one JSON line, ``{"url": …, "stats": …}``, then serves until SIGTERM (or
+``--lifetime`` seconds). Stats
 (JSON, GET):
 
 - ``/count``: requests received and answered so far (cheap; for waiting until quiet);
@@ -99,8 +100,8 @@ def summary(double: BenchDouble, prefix: str) -> dict[str, object]:
     }
 
 
-async def serve(delay_s: float, api_key: str, api_secret: str) -> None:
-    """Run the double and the stats server until SIGTERM or SIGINT."""
+async def serve(delay_s: float, api_key: str, api_secret: str, lifetime_s: float) -> None:
+    """Run the double and the stats server until SIGTERM or SIGINT (at most ``lifetime_s``)."""
     double = BenchDouble(api_key=api_key, api_secret=api_secret)
     double.delay_s = delay_s
     await double.start()
@@ -129,7 +130,10 @@ async def serve(delay_s: float, api_key: str, api_secret: str) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=lifetime_s)
+    except TimeoutError:
+        pass  # an orphan (its bench run died without stopping it) ends by itself
     watcher.cancel()
     await runner.cleanup()
     await double.stop()
@@ -140,8 +144,9 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=0.05, help="seconds before each answer")
     parser.add_argument("--api-key", required=True)
     parser.add_argument("--api-secret", required=True)
+    parser.add_argument("--lifetime", type=float, default=3600, help="exit after this long")
     args = parser.parse_args()
-    uvloop.run(serve(args.delay, args.api_key, args.api_secret))
+    uvloop.run(serve(args.delay, args.api_key, args.api_secret, args.lifetime))
 
 
 if __name__ == "__main__":
