@@ -67,12 +67,24 @@ typecheck: $(STAMP)
 
 check: lint typecheck proto-check test
 
-# Load tools come from Debian (nghttp2-client: h2load; wrk), the Node peers from npm.
+# Load tools come from Debian (nghttp2-client: h2load; wrk; gcc + libnghttp2-dev build
+# grpcload; postgresql for the new-orders suite), the Node peers from npm.
+# A subset: make bench BENCH_ARGS="--only http-distinct" (results in tests/bench/results/tmp/).
+GRPCLOAD := build/bench/grpcload
+
+$(GRPCLOAD): tests/bench/grpcload.c
+	mkdir -p $(@D)
+	gcc -O2 -Wall -Wextra -o $@ $< -lnghttp2
+
 bench: generate
-	@command -v h2load >/dev/null && command -v wrk >/dev/null || \
-		(apt-get update -qq && apt-get install -y -qq nghttp2-client wrk curl)
+	@command -v h2load >/dev/null && command -v wrk >/dev/null && command -v curl >/dev/null \
+		&& command -v gcc >/dev/null && test -f /usr/include/nghttp2/nghttp2.h \
+		&& ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		(apt-get update -qq && apt-get install -y -qq nghttp2-client wrk curl gcc \
+			libnghttp2-dev postgresql)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	cd tests/bench/peers && npm ci --no-audit --no-fund --silent
+	$(MAKE) $(GRPCLOAD)
 	$(PY) -m tests.bench $(BENCH_ARGS)
 
 # Soak (not part of `make test`): SOAK_ARGS="--duration 300 --load 0.8" by default.

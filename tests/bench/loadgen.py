@@ -1,27 +1,53 @@
-"""Load generators: h2load for gRPC (pre-framed unary requests over h2c), wrk for HTTP."""
+"""gRPC load generators: ``grpcload`` (bodies vary) and ``h2load`` (one fixed body).
+
+``grpcload`` (``grpcload.c``, built here with gcc on Debian's libnghttp2) sends the bodies of
+a file of pre-framed requests in order, checks every response's ``grpc-status`` and reports
+its own CPU use. Why not several ``h2load`` processes over pre-framed bodies: an h2load
+process sends one body only, so N bodies need N processes (or connections), each with its
+own event loop and CPU cost, none checks ``grpc-status`` (a failed RPC is an HTTP 200), and
+the bodies would be spread over processes instead of sent in the drawn order. h2load stays
+for the ceiling rows (one repeated request), and its Health/Check figure is the sanity check
+of grpcload: both on the same server and request should give about the same req/s.
+"""
 
 from __future__ import annotations
 
+import json
 import re
-import statistics
 import struct
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from google.protobuf.message import Message
 
+from tests.bench.procs import REPO, run_measured
+
+GRPCLOAD_SOURCE = Path(__file__).resolve().parent / "grpcload.c"
+GRPCLOAD = REPO / "build" / "bench" / "grpcload"
+NAN = float("nan")
+
 
 @dataclass(frozen=True)
 class Result:
-    """One load run."""
+    """One load run (or the per-metric median of several)."""
 
     name: str
     rps: float
     p50_ms: float
     p99_ms: float
     errors: int
+    p90_ms: float = NAN
+    requests: int = 0
+    loadgen: str = ""
+    loadgen_cpu_s: float = NAN
+    """CPU seconds the load generator used during the measured window."""
+    loadgen_cores: float = NAN
+    """Those seconds over the window's length: cores the load generator kept busy."""
+    wraps: int = 0
+    """How often the generator ran out of bodies and started over (0: none repeated)."""
+    extra: dict[str, object] = field(default_factory=dict)
 
 
 def grpc_frame(message: Message) -> bytes:
@@ -57,6 +83,63 @@ def grpc_status_of_sample(port: int, path: str, frame: bytes, key: str | None) -
     return match.group(1) if match else "missing"
 
 
+def build_grpcload() -> Path:
+    """Compile grpcload.c into build/bench (ignored by git) unless the binary is current."""
+    if GRPCLOAD.exists() and GRPCLOAD.stat().st_mtime >= GRPCLOAD_SOURCE.stat().st_mtime:
+        return GRPCLOAD
+    GRPCLOAD.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["gcc", "-O2", "-Wall", "-Wextra", "-o", str(GRPCLOAD), str(GRPCLOAD_SOURCE), "-lnghttp2"],
+        check=True,
+        timeout=120,
+    )
+    return GRPCLOAD
+
+
+def grpcload(
+    name: str,
+    port: int,
+    path: str,
+    frames: Path,
+    key: str | None,
+    *,
+    streams: int,
+    duration_s: int,
+    warmup_s: int,
+    connections: int = 1,
+) -> Result:
+    """Unary gRPC load over ``connections`` h2c connections × ``streams`` streams, sending
+    the bodies of ``frames`` in order."""
+    args = [
+        str(build_grpcload()),
+        *("-p", str(port), "-P", path, "-f", str(frames)),
+        *("-c", str(connections), "-m", str(streams)),
+        *("-d", str(duration_s), "-w", str(warmup_s)),
+    ]
+    if key:
+        args += ["-a", f"Bearer {key}"]
+    out, _ = run_measured(args, timeout_s=duration_s + warmup_s + 60)
+    r = json.loads(out)
+    return Result(
+        name,
+        r["rps"],
+        r["p50_ms"],
+        r["p99_ms"],
+        r["errors"],
+        p90_ms=r["p90_ms"],
+        requests=r["requests"],
+        loadgen="grpcload",
+        loadgen_cpu_s=r["cpu_s"],
+        loadgen_cores=r["cpu_s"] / duration_s,
+        wraps=r["wraps"],
+        extra={
+            k: r[k]
+            for k in ("grpc_errors", "first_error", "bodies", "sent", "connection_errors")
+            if r.get(k)
+        },
+    )
+
+
 def h2load(
     name: str,
     port: int,
@@ -68,8 +151,11 @@ def h2load(
     duration_s: int,
     warmup_s: int,
     workdir: Path,
+    connections: int = 1,
 ) -> Result:
-    """Unary gRPC load over one h2c connection with ``streams`` concurrent streams."""
+    """Unary gRPC load with one repeated body; h2load cannot see ``grpc-status`` (callers
+    check a sample with :func:`grpc_status_of_sample`). CPU: what h2load used in all,
+    warm-up included, so its cores are over warm-up + window."""
     slug = re.sub(r"[^A-Za-z0-9]+", "-", name)
     data = workdir / f"{slug}.bin"
     data.write_bytes(frame)
@@ -77,30 +163,19 @@ def h2load(
     log.unlink(missing_ok=True)  # h2load appends to an existing log
     args = [
         "h2load",
-        "-c",
-        "1",
-        "-m",
-        str(streams),
-        "-D",
-        str(duration_s),
-        f"--warm-up-time={warmup_s}",
-        "-d",
-        str(data),
-        f"--log-file={log}",
-        "-H",
-        "content-type: application/grpc",
-        "-H",
-        "te: trailers",
+        *("-c", str(connections), "-m", str(streams)),
+        *("-D", str(duration_s), f"--warm-up-time={warmup_s}"),
+        *("-d", str(data), f"--log-file={log}"),
+        *("-H", "content-type: application/grpc", "-H", "te: trailers"),
     ]
     if key:
         args += ["-H", f"authorization: Bearer {key}"]
     args.append(f"http://127.0.0.1:{port}{path}")
-    out = subprocess.run(
-        args, capture_output=True, text=True, timeout=duration_s + warmup_s + 60, check=True
-    ).stdout
+    out, cpu_s = run_measured(args, timeout_s=duration_s + warmup_s + 60)
     rps = float(re.search(r"finished in [\d.]+s, ([\d.]+) req/s", out).group(1))  # type: ignore[union-attr]
     counts = re.search(
-        r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, (\d+) errored",
+        r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+        r"(\d+) errored",
         out,
     )
     assert counts is not None, out
@@ -109,75 +184,20 @@ def h2load(
     return Result(
         name,
         rps,
-        _pct(latencies, 50) / 1000,
-        _pct(latencies, 99) / 1000,
-        int(counts.group(2)) + int(counts.group(3)),
+        pct(latencies, 50) / 1000,
+        pct(latencies, 99) / 1000,
+        int(counts.group(3)) + int(counts.group(4)),
+        p90_ms=pct(latencies, 90) / 1000,
+        requests=int(counts.group(1)),
+        loadgen="h2load",
+        loadgen_cpu_s=cpu_s,
+        loadgen_cores=cpu_s / (duration_s + warmup_s),
     )
 
 
-_WRK_SCRIPT = """
-local tokens = {}
-local n = 0
-init = function(args)
-  for line in io.lines(args[1]) do n = n + 1; tokens[n] = line end
-end
-request = function()
-  local i = math.random(n)
-  return wrk.format("GET", nil, {["Authorization"] = "Bearer " .. tokens[i]})
-end
-"""
-
-
-def wrk(
-    name: str,
-    url: str,
-    *,
-    sessions: list[str] | None,
-    connections: int,
-    duration_s: int,
-    workdir: Path,
-    threads: int = 1,
-) -> Result:
-    """HTTP/1.1 keep-alive load; with ``sessions``, each request carries a random one."""
-    args = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration_s}s", "--latency"]
-    if sessions:
-        tokens = workdir / f"{name}.sessions"
-        tokens.write_text("\n".join(sessions) + "\n")
-        script = workdir / "sessions.lua"
-        script.write_text(_WRK_SCRIPT)
-        args += ["-s", str(script), url, "--", str(tokens)]
-    else:
-        args.append(url)
-    out = subprocess.run(
-        args, capture_output=True, text=True, timeout=duration_s + 60, check=True
-    ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _wrk_ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _wrk_ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1))  # type: ignore[union-attr]
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    errors = (int(bad.group(1)) if bad else 0) + (sum(int(g) for g in sock.groups()) if sock else 0)
-    return Result(name, rps, p50, p99, errors)
-
-
-def _wrk_ms(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(\w+)", text).groups()  # type: ignore[union-attr]
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-
-def _pct(sorted_values: list[int], pct: float) -> float:
+def pct(sorted_values: list[int] | list[float], pct: float) -> float:
+    """The ``pct`` percentile (nearest rank) of already sorted values; NaN if none."""
     if not sorted_values:
-        return float("nan")
+        return NAN
     index = min(len(sorted_values) - 1, int(round(pct / 100 * (len(sorted_values) - 1))))
     return float(sorted_values[index])
-
-
-def median_result(results: list[Result]) -> Result:
-    """The per-metric median of several rounds of the same run."""
-    return Result(
-        results[0].name,
-        statistics.median(r.rps for r in results),
-        statistics.median(r.p50_ms for r in results),
-        statistics.median(r.p99_ms for r in results),
-        sum(r.errors for r in results),
-    )

@@ -1,4 +1,5 @@
-"""Registry scale: AuthorizeParticipant latency with 10 k, 100 k and 1 M recorded orders."""
+"""Recorded orders in bulk (a SQLite registry seeded straight through its schema), and the
+registry-scale latency check: sequential AuthorizeParticipant with 10 k … 1 M orders."""
 
 from __future__ import annotations
 
@@ -13,9 +14,19 @@ import grpc
 from tradetrust.chat.v1 import chat_gateway_pb2 as pb
 
 from gateway.registry.sqlite import SqliteRegistry
-from tests.bench.loadgen import Result, _pct
+from tests.bench.loadgen import Result, pct
 
 METHOD = "/tradetrust.chat.v1.ChatGateway/AuthorizeParticipant"
+
+
+def buyer_of(i: int) -> str:
+    """The buyer of recorded order ``ord-<i>``."""
+    return f"buyer-{i}"
+
+
+def seller_of(i: int) -> str:
+    """The seller of recorded order ``ord-<i>`` (997 sellers, each with many orders)."""
+    return f"seller-{i % 997}"
 
 
 def populate_sqlite(path: Path, orders: int) -> None:
@@ -36,7 +47,7 @@ def populate_sqlite(path: Path, orders: int) -> None:
                 "seller_user_id, sync_state, create_time, next_attempt_at) "
                 "VALUES (?, 'messaging', ?, ?, ?, 'synced', ?, ?)",
                 (
-                    (f"ord-{i}", f"order-ord-{i}", f"buyer-{i}", f"seller-{i % 997}", now, now)
+                    (f"ord-{i}", f"order-ord-{i}", buyer_of(i), seller_of(i), now, now)
                     for i in range(start, min(orders, start + batch))
                 ),
             )
@@ -54,7 +65,7 @@ async def _latencies(
         for n in range(warmup + count):
             i = rng.randrange(orders)
             request = pb.AuthorizeParticipantRequest(
-                order_id=f"ord-{i}", user_id=f"buyer-{i}"
+                order_id=f"ord-{i}", user_id=buyer_of(i)
             ).SerializeToString()
             started = time.perf_counter_ns()
             reply = await call(request, metadata=metadata, timeout=5)
@@ -80,4 +91,4 @@ def authorize_latency(
     started = time.perf_counter()
     lat = sorted(asyncio.run(_latencies(port, key, orders, count, warmup, seed)))
     elapsed = time.perf_counter() - started
-    return Result(name, (count + warmup) / elapsed, _pct(lat, 50) / 1000, _pct(lat, 99) / 1000, 0)
+    return Result(name, (count + warmup) / elapsed, pct(lat, 50) / 1000, pct(lat, 99) / 1000, 0)

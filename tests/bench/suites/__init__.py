@@ -1,0 +1,1 @@
+"""The bench suites: each starts what it measures, runs it and adds its figures to ``out``."""

@@ -1,0 +1,202 @@
+"""``orders``: EnsureOrderChannel for orders never seen before, 64 calls at a time, with the
+gateway in stream mode against the Stream double answering every call after 50 ms, on
+SQLite and on PostgreSQL (a throwaway server, :class:`tests.pg.PostgresServer`).
+
+Per registry, one gateway and one double (each a process of its own), three phases, each
+between two quiet points (nothing in flight at the double for 1.5 s, longer than the sync
+worker's poll), so every Stream call of a phase's orders falls inside it:
+
+1. warm-up: one order for each user of the returning pools (1,000 buyers, 100 sellers);
+2. returning buyers and sellers: new orders, buyer and seller drawn from those pools;
+3. new users: new orders, a new buyer and a new seller on each.
+
+For 2 and 3: orders/s, p50/p99 (driver: :mod:`tests.bench.orders`), Stream calls per order
+(the double's recorded calls in the phase over the orders), and channels: every order has
+exactly one, created once (the double's ``creations``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from tests.bench import procs
+from tests.pg import PostgresServer, find_bindir
+
+BUYERS, SELLERS = 1000, 100
+DELAY_S = 0.05
+
+
+class Double:
+    """The Stream double process (:mod:`tests.bench.double`) and its stats."""
+
+    def __init__(self, proc: subprocess.Popen[str], url: str, stats_port: int) -> None:
+        self.proc, self.url, self._stats = proc, url, f"http://127.0.0.1:{stats_port}"
+        self.running = procs.Running(proc)  # type: ignore[arg-type]
+
+    def get(self, what: str) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self._stats}/{what}", timeout=10) as response:
+            return json.loads(response.read())  # type: ignore[no-any-return]
+
+    def quiet(self, *, still_s: float = 1.5, timeout_s: float = 60.0) -> None:
+        """Wait until nothing is in flight and no request came for ``still_s`` seconds."""
+        deadline, last, since = time.monotonic() + timeout_s, None, time.monotonic()
+        while time.monotonic() < deadline:
+            count = self.get("count")
+            if count != last or count["seen"] != count["answered"]:
+                last, since = count, time.monotonic()
+            elif time.monotonic() - since >= still_s:
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"Stream double still busy after {timeout_s}s: {last}")
+
+
+@contextmanager
+def double(work: Path) -> Iterator[Double]:
+    """Start the double process with the bench's Stream key and secret."""
+    log = (work / "double.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.bench.double",
+            "--delay",
+            str(DELAY_S),
+            "--api-key",
+            procs.STREAM_KEY,
+            "--api-secret",
+            procs.STREAM_SECRET,
+        ],
+        cwd=procs.REPO,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = json.loads(proc.stdout.readline())
+        yield Double(proc, first["url"], first["stats"])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+
+
+@contextmanager
+def registry(kind: str, work: Path) -> Iterator[str | Path]:
+    """A fresh SQLite file or PostgreSQL database for one gateway."""
+    if kind == "sqlite":
+        yield work / "new-orders.db"
+        return
+    bindir = find_bindir()
+    if bindir is None:
+        raise RuntimeError("PostgreSQL not installed: apt-get install postgresql")
+    server = PostgresServer(bindir)
+    try:
+        server.start()
+        yield server.create_database()
+    finally:
+        server.destroy()
+
+
+def _drive(port: int, prefix: str, duration: float, *extra: str) -> dict[str, Any]:
+    args = [
+        sys.executable,
+        "-m",
+        "tests.bench.orders",
+        "--port",
+        str(port),
+        "--key",
+        procs.ORDER_KEY,
+        "--prefix",
+        prefix,
+        "--duration",
+        str(duration),
+        *extra,
+    ]
+    done = subprocess.run(
+        args, cwd=procs.REPO, capture_output=True, text=True, check=True, timeout=duration + 120
+    )
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def _phase(
+    dbl: Double, gw: procs.Running, prefix: str, duration: float, *extra: str
+) -> dict[str, Any]:
+    """One measured phase between quiet points: driver figures plus Stream calls and channels."""
+    before, gw_cpu, started = dbl.get("stats?reset_lag=1"), gw.cpu_seconds(), time.monotonic()
+    result = _drive(gw.grpc_port, prefix, duration, *extra)
+    dbl.quiet()
+    after = dbl.get(f"stats?prefix=order-{prefix}")
+    wall = time.monotonic() - started
+    calls = after["answered"] - before["answered"]
+    orders = max(1, result["orders"])
+    result.update(
+        stream_calls=calls,
+        stream_calls_per_order=round(calls / orders, 3),
+        stream_calls_by_path={
+            k: v - before["by_path"].get(k, 0)
+            for k, v in after["by_path"].items()
+            if v != before["by_path"].get(k, 0)
+        },
+        stream_errors=sum(v for k, v in after["statuses"].items() if k != "200")
+        - sum(v for k, v in before["statuses"].items() if k != "200"),
+        channels=after["channels"],
+        # Every call sent (answered or not) made one channel, created once.
+        one_channel_per_order=(
+            after["channels"]["count"] == result["orders"] + result["errors"]
+            and after["channels"]["created_once"] == after["channels"]["count"]
+        ),
+        gateway_cores=round((gw.cpu_seconds() - gw_cpu) / wall, 3),
+        double_cores=round((after["cpu_s"] - before["cpu_s"]) / wall, 3),
+        double_loop_lag=after["loop_lag"],
+        driver_cores=round(result["cpu_s"] / result["elapsed_s"], 3),
+    )
+    return result
+
+
+def new_orders(args: argparse.Namespace, work: Path, out: dict[str, object]) -> None:
+    """Both registries, both kinds of buyers and sellers."""
+    figures: dict[str, object] = {}
+    for kind in args.registries:
+        with (
+            double(work) as dbl,
+            registry(kind, work) as database,
+            procs.gateway(
+                work,
+                database=database,
+                extra_env={
+                    "CHAT_GATEWAY_BACKEND": "stream",
+                    "STREAM_CHAT_URL": dbl.url,
+                },
+            ) as gw,
+            procs.PeakRss(gw).sampling() as rss,
+        ):
+            pools = ("--buyers", str(BUYERS), "--sellers", str(SELLERS))
+            dbl.quiet()
+            warm = _drive(
+                gw.grpc_port, f"w-{kind}-", 120, *pools, "--cover", "--count", str(BUYERS)
+            )
+            dbl.quiet()
+            figures[kind] = {
+                "warm-up": warm,
+                "returning buyers and sellers": _phase(
+                    dbl, gw, f"r-{kind}-", args.duration, *pools
+                ),
+                "new buyers and sellers": _phase(dbl, gw, f"n-{kind}-", args.duration),
+                "rss_kb": rss.peak_kb,
+            }
+    out["new_orders"] = {
+        **figures,
+        "stream_delay_s": DELAY_S,
+        "concurrency": 64,
+        "pools": {"buyers": BUYERS, "sellers": SELLERS},
+    }
