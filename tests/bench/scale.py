@@ -44,10 +44,10 @@ def populate_sqlite(path: Path, orders: int) -> None:
         for start in range(0, orders, batch):
             conn.executemany(
                 "INSERT INTO orders (order_id, channel_type, channel_id, buyer_user_id, "
-                "seller_user_id, sync_state, create_time, next_attempt_at) "
-                "VALUES (?, 'messaging', ?, ?, ?, 'synced', ?, ?)",
+                "seller_user_id, sync_state, create_time, next_attempt_at, update_time) "
+                "VALUES (?, 'messaging', ?, ?, ?, 'synced', ?, ?, ?)",
                 (
-                    (f"ord-{i}", f"order-ord-{i}", buyer_of(i), seller_of(i), now, now)
+                    (f"ord-{i}", f"order-ord-{i}", buyer_of(i), seller_of(i), now, now, now)
                     for i in range(start, min(orders, start + batch))
                 ),
             )
