@@ -33,6 +33,7 @@ from stream_chat.base.exceptions import StreamAPIException
 
 from gateway.chat import MEMBER, ChannelSnapshot, ChatBackendError
 from gateway.chat.drift import drift, wanted_members
+from gateway.chat.users import UserUpserts
 from gateway.config import StreamSettings
 from gateway.domain import OrderChannel, Participant
 from gateway.metrics import GatewayMetrics
@@ -91,6 +92,9 @@ class StreamChatBackend:
         self._wall_clock = wall_clock
         self._not_before = 0.0  # wall-clock time before which Stream must not be called
         self._sent = 0
+        self._users = UserUpserts(
+            lambda users: self._call("upsert_users", lambda: self._client.upsert_users(users))
+        )
 
     @classmethod
     async def open(
@@ -137,11 +141,13 @@ class StreamChatBackend:
         return self._sent
 
     async def sync_channel(self, channel: OrderChannel) -> None:
-        """Upsert the users (1 call), get-or-create the channel (1 call), then repair only
-        what differs (members, agents' roles, ``frozen``, ``order_id``: one call each)."""
+        """Upsert the users this process has not upserted yet (in batches shared with
+        concurrent orders: :mod:`gateway.chat.users`), get-or-create the channel (1 call),
+        then repair only what differs (members, agents' roles, ``frozen``, ``order_id``:
+        one call each)."""
         users = [_user(p) for p in (channel.buyer, channel.seller, *channel.agents)]
         users.append({"id": self._system_user_id})
-        await self._call("upsert_users", lambda: self._client.upsert_users(users))
+        await self._users.ensure(users)
         wanted = wanted_members(channel)
         handle = self._client.channel(
             channel.channel_type,
