@@ -21,6 +21,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -89,6 +90,8 @@ class SqliteRegistry:
         )
         self._write_conn: sqlite3.Connection | None = None
         self._damaged_at: float | None = None
+        self._writes: list[_Write] = []
+        self._batch: asyncio.Future[None] | None = None
         self._read_conn: sqlite3.Connection | None = None
 
     @classmethod
@@ -135,8 +138,72 @@ class SqliteRegistry:
             logger.error("sqlite registry damaged: %s: %s", type(exc).__name__, exc)
             raise UnavailableError("order registry cannot be read") from exc
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._call(self._writer, lambda: fn(self._conn(self._write_conn)))
+    async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` in a write transaction shared with the writes queued with it (group
+        commit: one ``COMMIT``, one fsync, for every write that waited while the previous
+        batch ran); each write has a savepoint of its own, so a failing one changes nothing
+        and does not touch the others. Bounded like every call."""
+        loop = asyncio.get_running_loop()
+        deadline = time.monotonic() + self._timeout_s
+        done: asyncio.Future[Any] = loop.create_future()
+        self._writes.append(_Write(work, done, deadline))
+        if self._batch is None or self._batch.done():
+            self._batch = asyncio.ensure_future(self._write_batches())
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                result: T = await asyncio.shield(done)
+                return result
+        except (sqlite3.OperationalError, TimeoutError) as exc:
+            logger.warning("sqlite registry unavailable: %s: %s", type(exc).__name__, exc)
+            raise UnavailableError("order registry is unavailable, retry later") from exc
+        except sqlite3.DatabaseError as exc:
+            self._damaged_at = time.monotonic()
+            logger.error("sqlite registry damaged: %s: %s", type(exc).__name__, exc)
+            raise UnavailableError("order registry cannot be read") from exc
+
+    async def _write_batches(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._writes:
+            batch, self._writes = self._writes, []
+            try:
+                await loop.run_in_executor(self._writer, self._commit, batch)
+            except BaseException as exc:  # the executor is gone (closing)
+                for write in batch:
+                    if not write.done.done():
+                        write.done.set_exception(exc)
+                raise
+
+    def _commit(self, batch: list[_Write]) -> None:
+        """The writer thread: every write of ``batch`` in one transaction."""
+        loop = batch[0].done.get_loop()
+        outcomes: list[tuple[_Write, bool, Any]] = []
+        try:
+            db = self._conn(self._write_conn)
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for write in batch:
+                    if time.monotonic() >= write.deadline:
+                        outcomes.append((write, False, TimeoutError("gave up while queued")))
+                        continue
+                    db.execute("SAVEPOINT write")
+                    try:
+                        value = write.work(db)
+                    except BaseException as exc:
+                        db.execute("ROLLBACK TO write")
+                        db.execute("RELEASE write")
+                        outcomes.append((write, False, exc))
+                        continue
+                    db.execute("RELEASE write")
+                    outcomes.append((write, True, value))
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        except BaseException as exc:
+            outcomes = [(write, False, exc) for write in batch]
+        for write, ok, value in outcomes:
+            loop.call_soon_threadsafe(_settle, write.done, ok, value)
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await self._call(self._reader, lambda: fn(self._conn(self._read_conn)))
@@ -228,7 +295,7 @@ class SqliteRegistry:
             db.execute(_INSERT_EVENT, rows.event_values(channel.order_id, event, _ts))
             return channel, True
 
-        return await self._write(lambda db: _transaction(db, work))
+        return await self._write(work)
 
     async def get(self, order_id: str) -> OrderChannel | None:
         def work(db: sqlite3.Connection) -> OrderChannel | None:
@@ -264,7 +331,7 @@ class SqliteRegistry:
                 db.execute(_INSERT_EVENT, rows.event_values(order_id, event, _ts))
             return changed, True
 
-        return await self._write(lambda db: _transaction(db, work))
+        return await self._write(work)
 
     async def mark_synced(self, order_id: str, version: int) -> OrderChannel:
         def work(db: sqlite3.Connection) -> OrderChannel:
@@ -278,7 +345,7 @@ class SqliteRegistry:
                 raise OrderNotFoundError(order_id)
             return _channel(row)
 
-        return await self._write(lambda db: _transaction(db, work))
+        return await self._write(work)
 
     async def record_failure(self, order_id: str, *, retry_at: datetime, error: str) -> None:
         def work(db: sqlite3.Connection) -> None:
@@ -303,7 +370,7 @@ class SqliteRegistry:
             ).fetchall()
             return [ClaimedOrder(_channel(r), r[rows.FAILED_ATTEMPTS]) for r in claimed]
 
-        return await self._write(lambda db: _transaction(db, work))
+        return await self._write(work)
 
     async def claim(self, order_id: str, *, lease: timedelta) -> ClaimedOrder | None:
         def work(db: sqlite3.Connection) -> ClaimedOrder | None:
@@ -316,7 +383,7 @@ class SqliteRegistry:
             ).fetchone()
             return None if row is None else ClaimedOrder(_channel(row), row[rows.FAILED_ATTEMPTS])
 
-        return await self._write(lambda db: _transaction(db, work))
+        return await self._write(work)
 
     async def resync(self, order_ids: Sequence[str]) -> int:
         def work(db: sqlite3.Connection) -> int:
@@ -330,7 +397,7 @@ class SqliteRegistry:
                 ).rowcount
             return found
 
-        return await self._write(lambda db: _transaction(db, work))
+        return await self._write(work)
 
     async def orders(self, *, after: str, limit: int) -> list[OrderChannel]:
         def work(db: sqlite3.Connection) -> list[OrderChannel]:
@@ -361,7 +428,7 @@ class SqliteRegistry:
             ).fetchone()
             return rows.revocation_from_row(row, _moment)
 
-        return await self._write(lambda db: _transaction(db, work))
+        return await self._write(work)
 
     async def mark_revocation_synced(self, user_id: str, revoke_time: datetime) -> Revocation:
         def work(db: sqlite3.Connection) -> Revocation:
@@ -375,7 +442,7 @@ class SqliteRegistry:
             ).fetchone()
             return rows.revocation_from_row(row, _moment)
 
-        return await self._write(lambda db: _transaction(db, work))
+        return await self._write(work)
 
     async def record_revocation_failure(
         self, user_id: str, *, retry_at: datetime, error: str
@@ -405,7 +472,7 @@ class SqliteRegistry:
             ).fetchall()
             return [ClaimedRevocation(rows.revocation_from_row(r, _moment), r[3]) for r in claimed]
 
-        return await self._write(lambda db: _transaction(db, work))
+        return await self._write(work)
 
     async def pending_revocations(self) -> list[Revocation]:
         def work(db: sqlite3.Connection) -> list[Revocation]:
@@ -455,6 +522,24 @@ class SqliteRegistry:
         finally:
             self._writer.shutdown(wait=True)
             self._reader.shutdown(wait=True)
+
+
+@dataclass(slots=True)
+class _Write:
+    """One queued write: its work, its caller's future, and when its caller gives up."""
+
+    work: Callable[[sqlite3.Connection], Any]
+    done: asyncio.Future[Any]
+    deadline: float
+
+
+def _settle(done: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if done.done():
+        return
+    if ok:
+        done.set_result(value)
+    else:
+        done.set_exception(value)
 
 
 def _transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
