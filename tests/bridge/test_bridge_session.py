@@ -11,16 +11,16 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from gateway.config import DEV_SESSION_SECRET
-from tests.bridge.conftest import (
+from tests.helpers.bridge import (
     BUYER,
     TOKEN_PATH,
-    GatewayFactory,
     bearer,
     error_of,
     forged_jwt,
     session_claims,
     session_jwt,
 )
+from tests.helpers.gateways import GatewayFactory
 
 OTHER_SECRET = "another-secret-that-is-at-least-32-bytes-long"
 
@@ -116,9 +116,11 @@ async def test_hs256_attacks_are_401(
 
 
 async def test_issuer_and_audience_are_checked(
-    http: aiohttp.ClientSession, make_gateway: GatewayFactory
+    http: aiohttp.ClientSession, start_gateway: GatewayFactory
 ) -> None:
-    gw = await make_gateway(session_issuer="https://login.tradetrust.test", session_audience="chat")
+    gw = await start_gateway(
+        session_issuer="https://login.tradetrust.test", session_audience="chat"
+    )
     base = f"http://127.0.0.1:{gw.http_port}"
     good = session_jwt(BUYER, iss="https://login.tradetrust.test", aud="chat")
     assert (await get_token(http, base, bearer(good)))[0] == 200
@@ -140,12 +142,12 @@ def _write_public_key(path: Path, key: rsa.RSAPrivateKey | ec.EllipticCurvePriva
 
 
 async def test_rs256_key_accepts_rs256_and_refuses_confusion(
-    http: aiohttp.ClientSession, make_gateway: GatewayFactory, tmp_path: Path
+    http: aiohttp.ClientSession, start_gateway: GatewayFactory, tmp_path: Path
 ) -> None:
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = _write_public_key(tmp_path / "session.pub.pem", private)
     # The dev profile's HS256 secret is set too: the public key must win over it.
-    gw = await make_gateway(session_public_key_file=str(tmp_path / "session.pub.pem"))
+    gw = await start_gateway(session_public_key_file=str(tmp_path / "session.pub.pem"))
     base = f"http://127.0.0.1:{gw.http_port}"
     status, body = await get_token(
         http, base, bearer(session_jwt(BUYER, key=private, algorithm="RS256"))
@@ -168,11 +170,11 @@ async def test_rs256_key_accepts_rs256_and_refuses_confusion(
 
 
 async def test_es256_key_accepts_es256_only(
-    http: aiohttp.ClientSession, make_gateway: GatewayFactory, tmp_path: Path
+    http: aiohttp.ClientSession, start_gateway: GatewayFactory, tmp_path: Path
 ) -> None:
     private = ec.generate_private_key(ec.SECP256R1())
     pem = _write_public_key(tmp_path / "session.pub.pem", private)
-    gw = await make_gateway(session_public_key_file=str(tmp_path / "session.pub.pem"))
+    gw = await start_gateway(session_public_key_file=str(tmp_path / "session.pub.pem"))
     base = f"http://127.0.0.1:{gw.http_port}"
     status, body = await get_token(
         http, base, bearer(session_jwt(SELLER_ES, key=private, algorithm="ES256"))
@@ -196,8 +198,8 @@ SELLER_ES = "seller@es"
 
 
 async def test_no_session_key_configured_rejects_everything(
-    http: aiohttp.ClientSession, make_gateway: GatewayFactory
+    http: aiohttp.ClientSession, start_gateway: GatewayFactory
 ) -> None:
-    gw = await make_gateway(session_secret=None)
+    gw = await start_gateway(session_secret=None)
     base = f"http://127.0.0.1:{gw.http_port}"
     assert await get_token(http, base, bearer(session_jwt(BUYER))) == (401, "unauthenticated")

@@ -18,7 +18,7 @@ from tradetrust.chat.client import (
 )
 
 from tests.client.fakes import FakeGateway
-from tests.gateway_process import GatewayProcess
+from tests.helpers.processes import GatewayProcess
 
 ORDER_KEY = "dev-order-service-key"
 DEADLINE_S = 15.0

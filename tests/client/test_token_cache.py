@@ -8,7 +8,6 @@ import random
 import threading
 from datetime import UTC, datetime, timedelta
 
-import jwt
 import pytest
 from tradetrust.chat.client import (
     AsyncChatGatewayClient,
@@ -20,22 +19,13 @@ from tradetrust.chat.client import (
     UnavailableError,
 )
 
-from tests.gateway_process import GatewayProcess
+from tests.helpers.bridge import stream_claims
+from tests.helpers.clock import FakeClock
+from tests.helpers.processes import GatewayProcess
 
 HOUR = timedelta(hours=1)
 MARGIN = timedelta(minutes=5)
 START = datetime(2030, 1, 1, tzinfo=UTC)
-
-
-class FakeClock:
-    def __init__(self, now: datetime = START) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
 
 
 class FakeIssuer:
@@ -68,7 +58,7 @@ class FakeIssuer:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(START)
 
 
 @pytest.fixture
@@ -199,6 +189,9 @@ async def test_close_cancels_in_flight_fetches(clock: FakeClock, issuer: FakeIss
 def test_ttl_must_exceed_the_margin(issuer: FakeIssuer) -> None:
     with pytest.raises(ValueError):
         AsyncTokenCache(issuer, ttl=timedelta(minutes=5), refresh_margin=MARGIN)
+
+
+def test_the_margin_must_not_be_negative(issuer: FakeIssuer) -> None:
     with pytest.raises(ValueError):
         AsyncTokenCache(issuer, refresh_margin=-MARGIN)
 
@@ -237,27 +230,43 @@ def test_sync_cache_threads_share_one_fetch_and_refresh(clock: FakeClock) -> Non
 # --- against the real gateway ------------------------------------------------------------
 
 
-async def test_real_gateway_tokens_are_cached_and_refreshed(gateway_proc: GatewayProcess) -> None:
-    clock = FakeClock(datetime.now(UTC))
-    ttl, margin = timedelta(seconds=120), timedelta(seconds=30)
-    async with AsyncChatGatewayClient(gateway_proc.addr, "dev-web-backend-key") as client:
-        cache = AsyncTokenCache(client, ttl=ttl, refresh_margin=margin, clock=clock)
-        first = await cache.get("buyer-42")
-        claims = jwt.decode(
-            first.token, "local-dev-secret-not-for-production", algorithms=["HS256"]
-        )
-        assert claims["user_id"] == "buyer-42"
-        assert claims["exp"] == int(first.expire_time.timestamp())
-        assert abs(first.expire_time - (clock() + ttl)) < timedelta(seconds=5)
+REAL_TTL, REAL_MARGIN = timedelta(seconds=120), timedelta(seconds=30)
 
+
+async def test_real_gateway_token_is_what_the_cache_returns(gateway_proc: GatewayProcess) -> None:
+    clock = FakeClock(datetime.now(UTC))
+    async with AsyncChatGatewayClient(gateway_proc.addr, "dev-web-backend-key") as client:
+        cache = AsyncTokenCache(client, ttl=REAL_TTL, refresh_margin=REAL_MARGIN, clock=clock)
+        first = await cache.get("buyer-42")
+    claims = stream_claims(first.token)
+    assert claims["user_id"] == "buyer-42"
+    assert claims["exp"] == int(first.expire_time.timestamp())
+    assert abs(first.expire_time - (clock() + REAL_TTL)) < timedelta(seconds=5)
+
+
+async def test_real_gateway_token_is_reused_until_the_refresh_point(
+    gateway_proc: GatewayProcess,
+) -> None:
+    clock = FakeClock(datetime.now(UTC))
+    async with AsyncChatGatewayClient(gateway_proc.addr, "dev-web-backend-key") as client:
+        cache = AsyncTokenCache(client, ttl=REAL_TTL, refresh_margin=REAL_MARGIN, clock=clock)
+        first = await cache.get("buyer-42")
         clock.advance(timedelta(seconds=60))
         assert await cache.get("buyer-42") is first  # reused: no call
-        clock.advance(first.expire_time - margin - clock())  # at the refresh point
+        clock.advance(first.expire_time - REAL_MARGIN - clock())  # at the refresh point
         second = await cache.get("buyer-42")
-        assert second is not first and second.expire_time >= first.expire_time
+    assert second is not first and second.expire_time >= first.expire_time
 
+
+async def test_real_gateway_token_expired_by_our_clock_is_refused(
+    gateway_proc: GatewayProcess,
+) -> None:
+    clock = FakeClock(datetime.now(UTC))
+    async with AsyncChatGatewayClient(gateway_proc.addr, "dev-web-backend-key") as client:
+        cache = AsyncTokenCache(client, ttl=REAL_TTL, refresh_margin=REAL_MARGIN, clock=clock)
+        await cache.get("buyer-42")
         # Our clock jumps past anything the gateway would sign now: refused, not returned.
-        clock.advance(2 * ttl)
+        clock.advance(2 * REAL_TTL)
         with pytest.raises(ExpiredTokenError):
             await cache.get("buyer-42")
 

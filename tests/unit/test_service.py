@@ -19,7 +19,8 @@ from gateway.domain import (
 from gateway.outbox import ChannelSync, SyncPolicy
 from gateway.service import ChatService
 from gateway.tokens import StreamTokenSigner
-from tests.fakes import FakeChatBackend, FakeClock, FakeRegistry
+from tests.helpers.clock import FakeClock
+from tests.helpers.fakes import FakeChatBackend, FakeRegistry
 
 SECRET = "unit-test-stream-secret-at-least-32-bytes-long"
 BUYER = Participant("buyer-42", "Ana", "https://cdn.example.com/a.png")

@@ -23,7 +23,8 @@ from gateway.outbox import ChannelSync
 from gateway.rpc.servicer import ChatGatewayServicer
 from gateway.service import ChatService
 from gateway.tokens import StreamTokenSigner
-from tests.fakes import FakeChatBackend, FakeClock, FakeRegistry
+from tests.helpers.clock import FakeClock
+from tests.helpers.fakes import FakeChatBackend, FakeRegistry
 
 SERVICE = pb.DESCRIPTOR.services_by_name["ChatGateway"]
 SECRET = "unit-test-stream-secret-at-least-32-bytes-long"
