@@ -63,23 +63,38 @@ def test_rate_limit_settings_from_env() -> None:
         12.5,
         4,
     )
+
+
+def test_rate_limit_settings_defaults() -> None:
     defaults = load_settings({}, dev=True)
     assert (defaults.bridge.token_rate_limit_per_min, defaults.bridge.token_rate_limit_burst) == (
         30.0,
         10,
     )
-    for env in ({"CHAT_GATEWAY_TOKEN_RATE_LIMIT": "0"}, {"CHAT_GATEWAY_TOKEN_RATE_BURST": "0"}):
-        with pytest.raises(ConfigError, match="RATE"):
-            load_settings(env, dev=True)
 
 
-def test_openapi_document_is_valid_and_uses_the_contract_codes() -> None:
+@pytest.mark.parametrize("name", ["CHAT_GATEWAY_TOKEN_RATE_LIMIT", "CHAT_GATEWAY_TOKEN_RATE_BURST"])
+def test_rate_limit_settings_must_be_positive(name: str) -> None:
+    with pytest.raises(ConfigError, match="RATE"):
+        load_settings({name: "0"}, dev=True)
+
+
+def test_openapi_document_is_valid() -> None:
+    schemathesis.openapi.from_dict(openapi_document(cookie_name="sid", max_ttl_s=3600)).validate()
+
+
+def test_openapi_document_follows_the_settings() -> None:
     doc = openapi_document(cookie_name="sid", max_ttl_s=3600)
-    schemathesis.openapi.from_dict(doc).validate()
     assert doc["components"]["securitySchemes"]["sessionCookie"]["name"] == "sid"
     ttl = doc["paths"]["/api/chat/stream/token"]["get"]["parameters"][0]["schema"]
     assert ttl["maximum"] == 3600
+
+
+def test_openapi_document_defaults_to_the_tt_session_cookie() -> None:
     assert openapi_document()["components"]["securitySchemes"]["sessionCookie"]["name"] == (
         "tt_session"
     )
+
+
+def test_openapi_document_uses_the_contract_codes() -> None:
     assert {c.json_code for c in ErrorCode} == set(ERROR_CODES)

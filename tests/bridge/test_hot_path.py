@@ -48,6 +48,11 @@ def test_tampered_copy_of_a_cached_session_is_refused() -> None:
     ).decode()
     with pytest.raises(UnauthenticatedError):
         verifier.user_id(f"{header}.{forged_payload}.{signature}")
+
+
+def test_session_signed_with_another_secret_is_refused_after_a_cached_one() -> None:
+    verifier = make(FakeClock(time.time()))
+    assert verifier.user_id(token(time.time() + 600)) == "buyer-42"
     with pytest.raises(UnauthenticatedError):
         verifier.user_id(token(time.time() + 600, sub="seller-7", secret="x" * 40))
 

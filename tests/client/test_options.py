@@ -124,6 +124,16 @@ async def mtls_fake(pki: Pki) -> AsyncIterator[FakeGateway]:
     await server.stop(0)
 
 
+async def assert_handshake_refused(fake: FakeGateway, tls: TlsConfig) -> None:
+    """A call over ``tls`` fails fast without ever reaching ``fake``."""
+    options = ClientOptions(tls=tls, wait_for_ready=False, deadline_s=3)
+    async with AsyncChatGatewayClient(fake.addr, "k", options=options) as client:
+        with pytest.raises(ChatGatewayError) as caught:
+            await client.issue_token("u")
+    assert caught.value.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+    assert fake.attempts["IssueToken"] == 0
+
+
 async def test_tls_verifies_the_gateway(tls_fake: FakeGateway, pki: Pki) -> None:
     tls = TlsConfig(root_certificates=pki.read("ca"), server_name_override=GATEWAY_NAME)
     options = ClientOptions(tls=tls)
@@ -134,26 +144,12 @@ async def test_tls_verifies_the_gateway(tls_fake: FakeGateway, pki: Pki) -> None
 
 async def test_tls_checks_the_gateway_name(tls_fake: FakeGateway, pki: Pki) -> None:
     # Same CA, but 127.0.0.1 is not a name in the certificate: refused without the override.
-    tls = TlsConfig(root_certificates=pki.read("ca"))
-    options = ClientOptions(tls=tls, wait_for_ready=False, deadline_s=3)
-    async with AsyncChatGatewayClient(tls_fake.addr, "k", options=options) as client:
-        with pytest.raises(ChatGatewayError) as caught:
-            await client.issue_token("u")
-    assert caught.value.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-    assert tls_fake.attempts["IssueToken"] == 0
+    await assert_handshake_refused(tls_fake, TlsConfig(root_certificates=pki.read("ca")))
 
 
 async def test_tls_refuses_a_gateway_signed_by_another_ca(tls_fake: FakeGateway, pki: Pki) -> None:
-    options = ClientOptions(
-        tls=TlsConfig(root_certificates=pki.read("other_ca"), server_name_override=GATEWAY_NAME),
-        wait_for_ready=False,
-        deadline_s=3,
-    )
-    async with AsyncChatGatewayClient(tls_fake.addr, "k", options=options) as client:
-        with pytest.raises(ChatGatewayError) as caught:
-            await client.issue_token("u")
-    assert caught.value.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-    assert tls_fake.attempts["IssueToken"] == 0
+    tls = TlsConfig(root_certificates=pki.read("other_ca"), server_name_override=GATEWAY_NAME)
+    await assert_handshake_refused(tls_fake, tls)
 
 
 def test_mtls_config_from_files_keeps_the_key_out_of_repr(pki: Pki) -> None:
@@ -182,13 +178,5 @@ async def test_mtls_sync_client(mtls_fake: FakeGateway, pki: Pki) -> None:
 async def test_mtls_server_refuses_a_client_without_certificate(
     mtls_fake: FakeGateway, pki: Pki
 ) -> None:
-    options = ClientOptions(
-        tls=TlsConfig(root_certificates=pki.read("ca"), server_name_override=GATEWAY_NAME),
-        wait_for_ready=False,
-        deadline_s=3,
-    )
-    async with AsyncChatGatewayClient(mtls_fake.addr, "k", options=options) as client:
-        with pytest.raises(ChatGatewayError) as caught:
-            await client.issue_token("u")
-    assert caught.value.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-    assert mtls_fake.attempts["IssueToken"] == 0
+    tls = TlsConfig(root_certificates=pki.read("ca"), server_name_override=GATEWAY_NAME)
+    await assert_handshake_refused(mtls_fake, tls)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,6 +21,7 @@ from tradetrust.chat.client import (
     UnavailableError,
 )
 
+from gateway.config import DEV_WEB_BACKEND_KEY
 from tests.helpers.bridge import stream_claims
 from tests.helpers.clock import FakeClock
 from tests.helpers.processes import GatewayProcess
@@ -230,50 +233,53 @@ def test_sync_cache_threads_share_one_fetch_and_refresh(clock: FakeClock) -> Non
 # --- against the real gateway ------------------------------------------------------------
 
 
-REAL_TTL, REAL_MARGIN = timedelta(seconds=120), timedelta(seconds=30)
+@dataclass
+class RealCache:
+    """A token cache on the real gateway, with a clock of its own."""
+
+    cache: AsyncTokenCache
+    clock: FakeClock
 
 
-async def test_real_gateway_token_is_what_the_cache_returns(gateway_proc: GatewayProcess) -> None:
+@pytest.fixture
+async def real_cache(gateway_proc: GatewayProcess) -> AsyncIterator[RealCache]:
+    """Tokens of 120 s, refreshed 30 s before they expire, from the real gateway."""
     clock = FakeClock(datetime.now(UTC))
-    async with AsyncChatGatewayClient(gateway_proc.addr, "dev-web-backend-key") as client:
-        cache = AsyncTokenCache(client, ttl=REAL_TTL, refresh_margin=REAL_MARGIN, clock=clock)
-        first = await cache.get("buyer-42")
+    async with AsyncChatGatewayClient(gateway_proc.addr, DEV_WEB_BACKEND_KEY) as client:
+        ttl, margin = timedelta(seconds=120), timedelta(seconds=30)
+        yield RealCache(AsyncTokenCache(client, ttl=ttl, refresh_margin=margin, clock=clock), clock)
+
+
+async def test_real_gateway_token_is_what_the_cache_returns(real_cache: RealCache) -> None:
+    first = await real_cache.cache.get("buyer-42")
     claims = stream_claims(first.token)
     assert claims["user_id"] == "buyer-42"
     assert claims["exp"] == int(first.expire_time.timestamp())
-    assert abs(first.expire_time - (clock() + REAL_TTL)) < timedelta(seconds=5)
+    expected = real_cache.clock() + timedelta(seconds=120)
+    assert abs(first.expire_time - expected) < timedelta(seconds=5)
 
 
-async def test_real_gateway_token_is_reused_until_the_refresh_point(
-    gateway_proc: GatewayProcess,
-) -> None:
-    clock = FakeClock(datetime.now(UTC))
-    async with AsyncChatGatewayClient(gateway_proc.addr, "dev-web-backend-key") as client:
-        cache = AsyncTokenCache(client, ttl=REAL_TTL, refresh_margin=REAL_MARGIN, clock=clock)
-        first = await cache.get("buyer-42")
-        clock.advance(timedelta(seconds=60))
-        assert await cache.get("buyer-42") is first  # reused: no call
-        clock.advance(first.expire_time - REAL_MARGIN - clock())  # at the refresh point
-        second = await cache.get("buyer-42")
+async def test_real_gateway_token_is_reused_until_the_refresh_point(real_cache: RealCache) -> None:
+    cache, clock = real_cache.cache, real_cache.clock
+    first = await cache.get("buyer-42")
+    clock.advance(timedelta(seconds=60))
+    assert await cache.get("buyer-42") is first  # reused: no call
+    clock.advance(first.expire_time - timedelta(seconds=30) - clock())  # at the refresh point
+    second = await cache.get("buyer-42")
     assert second is not first and second.expire_time >= first.expire_time
 
 
-async def test_real_gateway_token_expired_by_our_clock_is_refused(
-    gateway_proc: GatewayProcess,
-) -> None:
-    clock = FakeClock(datetime.now(UTC))
-    async with AsyncChatGatewayClient(gateway_proc.addr, "dev-web-backend-key") as client:
-        cache = AsyncTokenCache(client, ttl=REAL_TTL, refresh_margin=REAL_MARGIN, clock=clock)
-        await cache.get("buyer-42")
-        # Our clock jumps past anything the gateway would sign now: refused, not returned.
-        clock.advance(2 * REAL_TTL)
-        with pytest.raises(ExpiredTokenError):
-            await cache.get("buyer-42")
+async def test_real_gateway_token_expired_by_our_clock_is_refused(real_cache: RealCache) -> None:
+    await real_cache.cache.get("buyer-42")
+    # Our clock jumps past anything the gateway would sign now: refused, not returned.
+    real_cache.clock.advance(timedelta(seconds=240))
+    with pytest.raises(ExpiredTokenError):
+        await real_cache.cache.get("buyer-42")
 
 
 def test_real_gateway_sync_cache(gateway_proc: GatewayProcess) -> None:
     clock = FakeClock(datetime.now(UTC))
-    with ChatGatewayClient(gateway_proc.addr, "dev-web-backend-key") as client:
+    with ChatGatewayClient(gateway_proc.addr, DEV_WEB_BACKEND_KEY) as client:
         cache = TokenCache(client, ttl=timedelta(seconds=3600), clock=clock)
         first = cache.get("seller-7")
         clock.advance(timedelta(seconds=240))

@@ -32,14 +32,22 @@ async def _refused(channel: grpc.aio.Channel) -> None:
     assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
 
 
+def _credentials(pki: Pki, ca: str = "ca", client: str | None = None) -> grpc.ChannelCredentials:
+    """Trust the ``ca`` file; present the ``client`` certificate (``client`` or
+    ``other_client``) if given."""
+    if client is None:
+        return grpc.ssl_channel_credentials(root_certificates=pki.read(ca))
+    return grpc.ssl_channel_credentials(
+        root_certificates=pki.read(ca),
+        private_key=pki.read(f"{client}_key"),
+        certificate_chain=pki.read(f"{client}_cert"),
+    )
+
+
 async def test_mtls_client_with_a_certificate_from_the_ca_is_served(
     mtls_gateway: Gateway, pki: Pki
 ) -> None:
-    creds = grpc.ssl_channel_credentials(
-        root_certificates=pki.read("ca"),
-        private_key=pki.read("client_key"),
-        certificate_chain=pki.read("client_cert"),
-    )
+    creds = _credentials(pki, client="client")
     async with grpc.aio.secure_channel(f"localhost:{mtls_gateway.grpc_port}", creds) as ch:
         response = await _issue(ch)
     assert response.user_id == "buyer-1" and response.token
@@ -48,7 +56,7 @@ async def test_mtls_client_with_a_certificate_from_the_ca_is_served(
 async def test_mtls_client_without_a_certificate_is_refused(
     mtls_gateway: Gateway, pki: Pki
 ) -> None:
-    creds = grpc.ssl_channel_credentials(root_certificates=pki.read("ca"))
+    creds = _credentials(pki)
     async with grpc.aio.secure_channel(f"127.0.0.1:{mtls_gateway.grpc_port}", creds) as ch:
         await _refused(ch)
 
@@ -56,11 +64,7 @@ async def test_mtls_client_without_a_certificate_is_refused(
 async def test_mtls_client_with_a_certificate_from_another_ca_is_refused(
     mtls_gateway: Gateway, pki: Pki
 ) -> None:
-    creds = grpc.ssl_channel_credentials(
-        root_certificates=pki.read("ca"),
-        private_key=pki.read("other_client_key"),
-        certificate_chain=pki.read("other_client_cert"),
-    )
+    creds = _credentials(pki, client="other_client")
     async with grpc.aio.secure_channel(f"127.0.0.1:{mtls_gateway.grpc_port}", creds) as ch:
         await _refused(ch)
 
@@ -73,11 +77,7 @@ async def test_mtls_plaintext_client_is_refused(mtls_gateway: Gateway) -> None:
 async def test_client_that_does_not_trust_the_server_ca_gives_up(
     mtls_gateway: Gateway, pki: Pki
 ) -> None:
-    creds = grpc.ssl_channel_credentials(
-        root_certificates=pki.read("other_ca"),
-        private_key=pki.read("client_key"),
-        certificate_chain=pki.read("client_cert"),
-    )
+    creds = _credentials(pki, ca="other_ca", client="client")
     async with grpc.aio.secure_channel(f"127.0.0.1:{mtls_gateway.grpc_port}", creds) as ch:
         await _refused(ch)
 
@@ -91,7 +91,7 @@ async def tls_gateway(start_gateway: GatewayFactory, pki: Pki) -> Gateway:
 async def test_tls_without_client_ca_serves_clients_without_certificates(
     tls_gateway: Gateway, pki: Pki
 ) -> None:
-    creds = grpc.ssl_channel_credentials(root_certificates=pki.read("ca"))
+    creds = _credentials(pki)
     async with grpc.aio.secure_channel(f"localhost:{tls_gateway.grpc_port}", creds) as ch:
         assert (await _issue(ch)).token
 

@@ -29,6 +29,7 @@ import random
 import signal
 import time
 from collections import Counter, defaultdict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -85,6 +86,20 @@ async def start_replicas(children: GatewayChildren, env: dict[str, str]) -> list
     replicas = [await children.spawn(env, dev=False, name=f"replica-{n}") for n in "AB"]
     await asyncio.gather(*(r.wait_serving() for r in replicas))
     return replicas
+
+
+@contextlib.asynccontextmanager
+async def replica_stubs(
+    replicas: list[GatewayChild],
+) -> AsyncIterator[list[pb_grpc.ChatGatewayAsyncStub]]:
+    """One ChatGateway stub per replica, each on its own channel."""
+    async with contextlib.AsyncExitStack() as stack:
+        yield [
+            pb_grpc.ChatGatewayStub(
+                await stack.enter_async_context(grpc.aio.insecure_channel(r.grpc_addr))
+            )
+            for r in replicas
+        ]
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -176,13 +191,7 @@ async def test_two_replicas_500_concurrent_calls_create_each_channel_exactly_onc
     random.Random(6).shuffle(plan)
 
     replicas = await start_replicas(gateway_children, env)
-    async with contextlib.AsyncExitStack() as stack:
-        stubs = [
-            pb_grpc.ChatGatewayStub(
-                await stack.enter_async_context(grpc.aio.insecure_channel(r.grpc_addr))
-            )
-            for r in replicas
-        ]
+    async with replica_stubs(replicas) as stubs:
         answers: dict[str, list[tuple[int, pb.EnsureOrderChannelResponse]]] = defaultdict(list)
         errors: list[tuple[str, int, grpc.StatusCode]] = []
 
@@ -398,13 +407,7 @@ async def test_database_restart_under_load_on_replicas_loses_and_duplicates_noth
         CHAT_GATEWAY_SYNC_BACKOFF_CAP="0.4",
     )
     replicas = await start_replicas(gateway_children, env)
-    async with contextlib.AsyncExitStack() as stack:
-        stubs = [
-            pb_grpc.ChatGatewayStub(
-                await stack.enter_async_context(grpc.aio.insecure_channel(r.grpc_addr))
-            )
-            for r in replicas
-        ]
+    async with replica_stubs(replicas) as stubs:
         load = OrderLoad(
             stubs, clients=CLIENTS, prefix="pg-", call_timeout_s=10, metadata=ORDER_SERVICE
         )

@@ -62,7 +62,7 @@ def _synced(gw: Gateway, *order_ids: str) -> Callable[[], Awaitable[bool]]:
     return check
 
 
-async def test_new_order_creates_channel_with_both_members_in_two_calls(
+async def test_new_order_is_synced_in_two_calls(
     stub: pb_grpc.ChatGatewayAsyncStub, stream_double: StreamDouble
 ) -> None:
     reply = await stub.EnsureOrderChannel(_request("ord-1"), metadata=ORDER_SERVICE, timeout=5)
@@ -74,10 +74,24 @@ async def test_new_order_creates_channel_with_both_members_in_two_calls(
         ("POST", "/users"),
         ("POST", "/channels/messaging/order-ord-1/query"),
     ]
+
+
+async def test_new_order_creates_channel_with_both_members(
+    stub: pb_grpc.ChatGatewayAsyncStub, stream_double: StreamDouble
+) -> None:
+    await stub.EnsureOrderChannel(_request("ord-1"), metadata=ORDER_SERVICE, timeout=5)
+
     stored = stream_double.channels["messaging:order-ord-1"]
     assert sorted(stored.members) == ["buyer-1", "seller-1"]
     assert stored.data["order_id"] == "ord-1"
     assert stored.created_by_id == "tradetrust-system"
+
+
+async def test_new_order_upserts_both_users(
+    stub: pb_grpc.ChatGatewayAsyncStub, stream_double: StreamDouble
+) -> None:
+    await stub.EnsureOrderChannel(_request("ord-1"), metadata=ORDER_SERVICE, timeout=5)
+
     assert stream_double.users["buyer-1"]["name"] == "buyer-1 name"
     assert stream_double.users["seller-1"]["name"] == "seller-1 name"
     assert stream_double.users["seller-1"]["image"] == "https://cdn.example.com/s.png"
