@@ -19,6 +19,8 @@ from tests.helpers.builders import own_parties_request
 from tests.helpers.polling import eventually
 from tests.helpers.rpc import ORDER_SERVICE, Metadata
 
+MAX_ORDERS_PER_CLIENT = 100_000
+
 
 class OrderLoad:
     """``async with OrderLoad(stubs) as load:`` runs ``clients`` concurrent clients until the
@@ -57,7 +59,9 @@ class OrderLoad:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def _client(self, number: int) -> None:
-        while not self._stop.is_set():
+        for _ in range(MAX_ORDERS_PER_CLIENT):  # bounded; the block's end stops it far sooner
+            if self._stop.is_set():
+                return
             order_id = f"{self.prefix}{next(self._ids)}"
             self.attempted.add(order_id)
             for attempt in range(self.max_attempts):  # bounded retries of this one order

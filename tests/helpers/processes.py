@@ -134,9 +134,10 @@ def dev_gateway(tmp: Path, extra_env: dict[str, str] | None = None) -> Iterator[
 
 # -- asyncio: gateways as child processes of an async test -----------------------------------
 
-GRPC_SERVING_LINE = re.compile(r"gateway serving grpc=\S*:(\d+)")
+_HOST = r"(?:\[[^\]]*\]|[^\s:\"]*)"  # 127.0.0.1, a name or [::1]; never past the port
+GRPC_SERVING_LINE = re.compile(rf"gateway serving grpc={_HOST}:(\d+)")
 """The log line a started gateway writes, with its bound gRPC port (for port 0)."""
-HTTP_SERVING_LINE = re.compile(r"http bridge serving http=\S*:(\d+)")
+HTTP_SERVING_LINE = re.compile(rf"http bridge serving http={_HOST}:(\d+)")
 """The log line with the bound HTTP bridge port."""
 STARTUP_TIMEOUT_S = 30.0
 
