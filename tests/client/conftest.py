@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.client.fakes import FakeGateway, start_fake
+from tests.helpers.fake_gateway import FakeGateway, start_fake
 from tests.helpers.processes import GatewayProcess
 
 

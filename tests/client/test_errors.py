@@ -29,7 +29,7 @@ from tradetrust.chat.client._status import STATUS_DETAILS_KEY, status_details_by
 from gateway import domain
 from gateway.config import DEV_ORDER_SERVICE_KEY, DEV_WEB_BACKEND_KEY
 from gateway.rpc.errors import grpc_code
-from tests.client.fakes import FakeGateway
+from tests.helpers.fake_gateway import FakeGateway
 from tests.helpers.ports import free_port
 from tests.helpers.processes import GatewayProcess
 from tests.helpers.raising import RaisingGateway

@@ -20,7 +20,7 @@ from tradetrust.chat.client import (
 )
 from tradetrust.chat.v1 import chat_gateway_pb2 as pb
 
-from tests.client.fakes import FakeGateway, start_fake
+from tests.helpers.fake_gateway import FakeGateway, start_fake
 from tests.helpers.pki import Pki, make_pki
 
 

@@ -18,7 +18,7 @@ from tradetrust.chat.client import (
 )
 
 from gateway.config import DEV_ORDER_SERVICE_KEY
-from tests.client.fakes import FakeGateway
+from tests.helpers.fake_gateway import FakeGateway
 from tests.helpers.processes import GatewayProcess
 
 ORDER_KEY = DEV_ORDER_SERVICE_KEY

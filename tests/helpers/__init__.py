@@ -7,6 +7,8 @@ Plain helpers, imported by test modules:
 - :mod:`~tests.helpers.clock`: :class:`FakeClock`, the one settable clock;
 - :mod:`~tests.helpers.fakes`: in-memory registry and chat backend (the registry passes the
   registry contract suite);
+- :mod:`~tests.helpers.fake_gateway`: a scriptable in-process ChatGateway server, for the
+  client library's tests;
 - :mod:`~tests.helpers.load`: :class:`OrderLoad`, the one load client;
 - :mod:`~tests.helpers.rpc`: service-key metadata and status codes;
 - :mod:`~tests.helpers.bridge`: HTTP bridge paths, session JWTs, JSON errors;
