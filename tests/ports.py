@@ -1,13 +1,6 @@
-"""Loopback ports for tests and benchmarks."""
+"""Kept for ``tests/bench`` (``from tests.ports import free_port``); tests use
+:mod:`tests.helpers.ports`."""
 
-from __future__ import annotations
+from tests.helpers.ports import free_port
 
-import socket
-
-
-def free_port() -> int:
-    """A currently free loopback TCP port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+__all__ = ["free_port"]

@@ -33,8 +33,8 @@ from aiohttp import web
 from gateway.app import Gateway
 from gateway.config import DEV_STREAM_API_SECRET
 from gateway.domain import Participant
-from tests.bridge.conftest import BUYER, SELLER, session_jwt
-from tests.conftest import SettingsFactory
+from tests.helpers.bridge import BUYER, SELLER, session_jwt
+from tests.helpers.gateways import SettingsFactory
 
 pytestmark = pytest.mark.acceptance
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.gateway_process import REPO, dev_gateway
+from tests.helpers.processes import REPO, dev_gateway
 
 pytestmark = pytest.mark.acceptance
 

@@ -21,7 +21,7 @@ from gateway.outbox import ChannelSync, SyncPolicy
 from gateway.registry import ClaimedOrder, OrderRegistry, PendingStats
 from gateway.service import ChatService
 from gateway.tokens import StreamTokenSigner
-from tests.bridge.conftest import (
+from tests.helpers.bridge import (
     BUYER,
     CHANNEL_PATH,
     SELLER,
@@ -29,6 +29,7 @@ from tests.bridge.conftest import (
     error_of,
     session_jwt,
 )
+from tests.helpers.fakes import FakeChatBackend
 
 
 async def post_channel(
@@ -129,20 +130,9 @@ async def test_get_is_405(http: aiohttp.ClientSession, bridge_url: str) -> None:
 # -- a pending channel is synced first; registry outages ---------------------------------
 
 
-class SwitchableBackend:
-    """A chat backend that is down until switched on."""
-
-    def __init__(self) -> None:
-        self.up = False
-        self.calls = 0
-
-    async def ensure_channel(self, channel: OrderChannel) -> None:
-        self.calls += 1
-        if not self.up:
-            raise ChatBackendError("backend is down", transient=False)
-
-    async def close(self) -> None:
-        return None
+def down_backend() -> FakeChatBackend:
+    """A chat backend that is down until its ``fail_with`` is cleared."""
+    return FakeChatBackend(fail_with=ChatBackendError("backend is down", transient=False))
 
 
 class BrokenRegistry:
@@ -159,9 +149,6 @@ class BrokenRegistry:
 
     async def get(self, order_id: str) -> OrderChannel | None:
         raise self.error
-
-    def synced(self, order_id: str) -> OrderChannel | None:
-        return None
 
     async def mark_synced(self, order_id: str) -> OrderChannel:
         return await self._inner.mark_synced(order_id)
@@ -211,7 +198,7 @@ async def _serve(
 async def test_pending_channel_is_synced_before_answering(
     http: aiohttp.ClientSession, gateway: Gateway
 ) -> None:
-    backend = SwitchableBackend()
+    backend = down_backend()
     async with _serve(gateway, gateway.registry, backend) as (base, service):
         channel, _ = await service.ensure_order_channel(
             "ord-pending", Participant(BUYER), Participant(SELLER)
@@ -220,19 +207,19 @@ async def test_pending_channel_is_synced_before_answering(
         # Stream still down: the participant gets the channel, honestly pending.
         response = await post_channel(http, base, BUYER, {"orderId": "ord-pending"})
         assert (response.status, (await response.json())["syncState"]) == (200, "pending")
-        backend.up = True
-        calls = backend.calls
+        backend.fail_with = None
+        calls = len(backend.calls)
         response = await post_channel(http, base, SELLER, {"orderId": "ord-pending"})
         assert response.status == 200
         assert (await response.json())["syncState"] == "synced"
-        assert backend.calls == calls + 1
+        assert len(backend.calls) == calls + 1
     stored = await gateway.registry.get("ord-pending")
     assert stored is not None and stored.sync_state.value == "synced"
 
 
 async def test_registry_outage_is_503(http: aiohttp.ClientSession, gateway: Gateway) -> None:
     registry = BrokenRegistry(gateway.registry, UnavailableError("order registry is unavailable"))
-    async with _serve(gateway, registry, SwitchableBackend()) as (base, _):
+    async with _serve(gateway, registry, down_backend()) as (base, _):
         response = await post_channel(http, base, BUYER, {"orderId": "ord-1"})
         assert response.status == 503
         assert await error_of(response) == "unavailable"
@@ -245,7 +232,7 @@ async def test_unexpected_error_is_500_logged_not_leaked(
     http: aiohttp.ClientSession, gateway: Gateway, caplog: pytest.LogCaptureFixture
 ) -> None:
     registry = BrokenRegistry(gateway.registry, RuntimeError("secret-internal-detail"))
-    async with _serve(gateway, registry, SwitchableBackend()) as (base, _):
+    async with _serve(gateway, registry, down_backend()) as (base, _):
         with caplog.at_level(logging.ERROR, logger="gateway.bridge.errors"):
             response = await post_channel(http, base, BUYER, {"orderId": "ord-1"})
         assert response.status == 500

@@ -6,16 +6,15 @@ import aiohttp
 import pytest
 
 from gateway.app import Gateway
-from tests.bridge.conftest import (
+from tests.helpers.bridge import (
     BUYER,
     CHANNEL_PATH,
     TOKEN_PATH,
-    GatewayFactory,
     bearer,
     error_of,
     session_jwt,
 )
-from tests.conftest import SettingsFactory
+from tests.helpers.gateways import GatewayFactory
 
 APP = "http://127.0.0.1:3000"
 EVIL = "http://127.0.0.1:6666"
@@ -34,8 +33,8 @@ def cors_headers_of(response: aiohttp.ClientResponse) -> set[str]:
 
 
 @pytest.fixture
-async def cors_base(make_gateway: GatewayFactory) -> str:
-    gw = await make_gateway(cors_origins=(APP, "https://app.tradetrust.test"))
+async def cors_base(start_gateway: GatewayFactory) -> str:
+    gw = await start_gateway(cors_origins=(APP, "https://app.tradetrust.test"))
     return f"http://127.0.0.1:{gw.http_port}"
 
 
@@ -77,9 +76,10 @@ async def test_preflight_for_allowed_origin(
         assert "Origin" in response.headers["Vary"]
 
 
-@pytest.mark.parametrize(
-    "origin", [EVIL, "http://127.0.0.1:3000.evil.test", "null", "HTTP://127.0.0.1:3000/"]
-)
+OTHER_ORIGINS = [EVIL, "http://127.0.0.1:3000.evil.test", "null", "HTTP://127.0.0.1:3000/"]
+
+
+@pytest.mark.parametrize("origin", OTHER_ORIGINS)
 async def test_other_origins_get_no_cors_headers(
     http: aiohttp.ClientSession, cors_base: str, origin: str
 ) -> None:
@@ -88,6 +88,12 @@ async def test_other_origins_get_no_cors_headers(
         assert response.status == 200  # the browser, not the server, withholds it
         assert cors_headers_of(response) == set()
         assert "Origin" in response.headers["Vary"]
+
+
+@pytest.mark.parametrize("origin", OTHER_ORIGINS)
+async def test_other_origins_are_refused_a_preflight(
+    http: aiohttp.ClientSession, cors_base: str, origin: str
+) -> None:
     preflight = {"Origin": origin, "Access-Control-Request-Method": "POST"}
     async with http.options(cors_base + CHANNEL_PATH, headers=preflight) as response:
         assert response.status == 403
@@ -117,28 +123,36 @@ async def test_plain_options_is_405(http: aiohttp.ClientSession, cors_base: str)
         assert await error_of(response) == "method_not_allowed"
 
 
-async def test_healthz_and_readyz(http: aiohttp.ClientSession, bridge_url: str) -> None:
+async def test_healthz(http: aiohttp.ClientSession, bridge_url: str) -> None:
     async with http.get(bridge_url + "/healthz") as response:
         assert (response.status, await response.json()) == (200, {"status": "ok"})
+
+
+async def test_readyz(http: aiohttp.ClientSession, bridge_url: str) -> None:
     async with http.get(bridge_url + "/readyz") as response:
         assert (response.status, await response.json()) == (200, {"status": "ready"})
 
 
-async def test_readyz_is_503_once_stopping(
-    http: aiohttp.ClientSession, make_settings: SettingsFactory
+async def test_readyz_is_503_once_stopping(http: aiohttp.ClientSession, gateway: Gateway) -> None:
+    base = f"http://127.0.0.1:{gateway.http_port}"
+    gateway.bridge.readiness.started = False  # what stop() does first
+    async with http.get(base + "/readyz") as response:
+        assert response.status == 503
+        assert await error_of(response) == "unavailable"
+
+
+async def test_healthz_stays_200_while_stopping(
+    http: aiohttp.ClientSession, gateway: Gateway
 ) -> None:
-    gw = Gateway(make_settings())
-    await gw.start()
-    try:
-        base = f"http://127.0.0.1:{gw.http_port}"
-        gw.bridge.readiness.started = False  # what stop() does first
-        async with http.get(base + "/readyz") as response:
-            assert response.status == 503
-            assert await error_of(response) == "unavailable"
-        async with http.get(base + "/healthz") as response:
-            assert response.status == 200
-    finally:
-        await gw.stop(grace_s=1.0)
+    base = f"http://127.0.0.1:{gateway.http_port}"
+    gateway.bridge.readiness.started = False  # what stop() does first
+    async with http.get(base + "/healthz") as response:
+        assert response.status == 200
+
+
+async def test_nothing_answers_once_stopped(http: aiohttp.ClientSession, gateway: Gateway) -> None:
+    base = f"http://127.0.0.1:{gateway.http_port}"
+    await gateway.stop(grace_s=1.0)
     with pytest.raises(aiohttp.ClientConnectionError):
         async with http.get(base + "/healthz"):
             pass

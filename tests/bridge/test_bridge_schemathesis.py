@@ -22,7 +22,8 @@ from schemathesis.core.result import Ok
 from schemathesis.generation import GenerationMode
 
 from gateway.domain import Participant
-from tests.bridge.conftest import BUYER, CHANNEL_PATH, SELLER, GatewayFactory, session_jwt
+from tests.helpers.bridge import BUYER, CHANNEL_PATH, SELLER, session_jwt
+from tests.helpers.gateways import GatewayFactory
 
 MAX_EXAMPLES = 60
 OPENAPI_PATH = "/api/chat/stream/openapi.json"
@@ -86,9 +87,9 @@ def _has_inputs(operation: Operation) -> bool:
     return bool(definition.get("parameters") or definition.get("requestBody"))
 
 
-async def test_bridge_conforms_to_its_openapi_document(make_gateway: GatewayFactory) -> None:
+async def test_bridge_conforms_to_its_openapi_document(start_gateway: GatewayFactory) -> None:
     # A generous rate limit: the fuzzer must see the API's answers, not 429s.
-    gw = await make_gateway(token_rate_limit_per_min=60_000.0, token_rate_limit_burst=10_000)
+    gw = await start_gateway(token_rate_limit_per_min=60_000.0, token_rate_limit_burst=10_000)
     await gw.service.ensure_order_channel("ord-fuzz", Participant(BUYER), Participant(SELLER))
     started = time.monotonic()
     calls = await asyncio.wait_for(

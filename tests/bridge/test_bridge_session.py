@@ -11,16 +11,16 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from gateway.config import DEV_SESSION_SECRET
-from tests.bridge.conftest import (
+from tests.helpers.bridge import (
     BUYER,
     TOKEN_PATH,
-    GatewayFactory,
     bearer,
     error_of,
     forged_jwt,
     session_claims,
     session_jwt,
 )
+from tests.helpers.gateways import GatewayFactory
 
 OTHER_SECRET = "another-secret-that-is-at-least-32-bytes-long"
 
@@ -115,51 +115,84 @@ async def test_hs256_attacks_are_401(
     assert await get_token(http, bridge_url, headers) == (401, "unauthenticated")
 
 
-async def test_issuer_and_audience_are_checked(
-    http: aiohttp.ClientSession, make_gateway: GatewayFactory
+ISSUER = "https://login.tradetrust.test"
+
+
+@pytest.fixture
+async def issuer_base(start_gateway: GatewayFactory) -> str:
+    """A bridge that wants sessions from ``ISSUER`` for the ``chat`` audience."""
+    gw = await start_gateway(session_issuer=ISSUER, session_audience="chat")
+    return f"http://127.0.0.1:{gw.http_port}"
+
+
+async def test_issuer_and_audience_that_match_are_accepted(
+    http: aiohttp.ClientSession, issuer_base: str
 ) -> None:
-    gw = await make_gateway(session_issuer="https://login.tradetrust.test", session_audience="chat")
-    base = f"http://127.0.0.1:{gw.http_port}"
-    good = session_jwt(BUYER, iss="https://login.tradetrust.test", aud="chat")
-    assert (await get_token(http, base, bearer(good)))[0] == 200
-    for token in (
-        session_jwt(BUYER, iss="https://evil.test", aud="chat"),
-        session_jwt(BUYER, iss="https://login.tradetrust.test", aud="other"),
-        session_jwt(BUYER, aud="chat"),  # no iss
-        session_jwt(BUYER, iss="https://login.tradetrust.test"),  # no aud
-    ):
-        assert await get_token(http, base, bearer(token)) == (401, "unauthenticated")
+    good = session_jwt(BUYER, iss=ISSUER, aud="chat")
+    assert (await get_token(http, issuer_base, bearer(good)))[0] == 200
 
 
-def _write_public_key(path: Path, key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"iss": "https://evil.test", "aud": "chat"},
+        {"iss": ISSUER, "aud": "other"},
+        {"aud": "chat"},  # no iss
+        {"iss": ISSUER},  # no aud
+    ],
+    ids=["other issuer", "other audience", "no issuer", "no audience"],
+)
+async def test_issuer_and_audience_are_checked(
+    http: aiohttp.ClientSession, issuer_base: str, claims: dict[str, Any]
+) -> None:
+    token = session_jwt(BUYER, **claims)
+    assert await get_token(http, issuer_base, bearer(token)) == (401, "unauthenticated")
+
+
+async def _public_key_bridge(
+    start_gateway: GatewayFactory,
+    tmp_path: Path,
+    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey,
+) -> tuple[str, bytes]:
+    """A bridge verifying sessions with ``key``'s public half (the dev profile's HS256
+    secret is set too: the public key must win over it); its base URL and the PEM."""
+    path = tmp_path / "session.pub.pem"
     pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     path.write_bytes(pem)
-    return pem
+    gw = await start_gateway(session_public_key_file=str(path))
+    return f"http://127.0.0.1:{gw.http_port}", pem
 
 
-async def test_rs256_key_accepts_rs256_and_refuses_confusion(
-    http: aiohttp.ClientSession, make_gateway: GatewayFactory, tmp_path: Path
+def _rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+async def test_rs256_key_accepts_rs256(
+    http: aiohttp.ClientSession, start_gateway: GatewayFactory, tmp_path: Path
 ) -> None:
-    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = _write_public_key(tmp_path / "session.pub.pem", private)
-    # The dev profile's HS256 secret is set too: the public key must win over it.
-    gw = await make_gateway(session_public_key_file=str(tmp_path / "session.pub.pem"))
-    base = f"http://127.0.0.1:{gw.http_port}"
+    private = _rsa_key()
+    base, _ = await _public_key_bridge(start_gateway, tmp_path, private)
     status, body = await get_token(
         http, base, bearer(session_jwt(BUYER, key=private, algorithm="RS256"))
     )
     assert (status, body["userId"]) == (200, BUYER)
+
+
+async def test_rs256_key_refuses_confusion(
+    http: aiohttp.ClientSession, start_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    private = _rsa_key()
+    base, pem = await _public_key_bridge(start_gateway, tmp_path, private)
     claims = session_claims(BUYER)
-    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     attacks = {
         # The classic algorithm confusion: HS256 keyed with the (public) PEM.
         "hs256 keyed with the public pem": forged_jwt({"alg": "HS256"}, claims, pem),
         "hs256 keyed with the pem, no newline": forged_jwt({"alg": "HS256"}, claims, pem.strip()),
         "hs256 with the old shared secret": session_jwt(BUYER),
         "alg none": forged_jwt({"alg": "none"}, claims, None),
-        "rs256 by another key": session_jwt(BUYER, key=other, algorithm="RS256"),
+        "rs256 by another key": session_jwt(BUYER, key=_rsa_key(), algorithm="RS256"),
         "ps256 by the right key": session_jwt(BUYER, key=private, algorithm="PS256"),
         "rs256 expired": session_jwt(BUYER, key=private, algorithm="RS256", exp_in=-60),
     }
@@ -167,22 +200,30 @@ async def test_rs256_key_accepts_rs256_and_refuses_confusion(
         assert await get_token(http, base, bearer(token)) == (401, "unauthenticated"), case
 
 
-async def test_es256_key_accepts_es256_only(
-    http: aiohttp.ClientSession, make_gateway: GatewayFactory, tmp_path: Path
+SELLER_ES = "seller@es"
+
+
+async def test_es256_key_accepts_es256(
+    http: aiohttp.ClientSession, start_gateway: GatewayFactory, tmp_path: Path
 ) -> None:
     private = ec.generate_private_key(ec.SECP256R1())
-    pem = _write_public_key(tmp_path / "session.pub.pem", private)
-    gw = await make_gateway(session_public_key_file=str(tmp_path / "session.pub.pem"))
-    base = f"http://127.0.0.1:{gw.http_port}"
+    base, _ = await _public_key_bridge(start_gateway, tmp_path, private)
     status, body = await get_token(
         http, base, bearer(session_jwt(SELLER_ES, key=private, algorithm="ES256"))
     )
     assert (status, body["userId"]) == (200, SELLER_ES)
+
+
+async def test_es256_key_refuses_every_other_token(
+    http: aiohttp.ClientSession, start_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    base, pem = await _public_key_bridge(
+        start_gateway, tmp_path, ec.generate_private_key(ec.SECP256R1())
+    )
     claims = session_claims(BUYER)
-    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     for case, token in {
         "hs256 keyed with the public pem": forged_jwt({"alg": "HS256"}, claims, pem),
-        "rs256 token": session_jwt(BUYER, key=rsa_key, algorithm="RS256"),
+        "rs256 token": session_jwt(BUYER, key=_rsa_key(), algorithm="RS256"),
         "es256 by another key": session_jwt(
             BUYER, key=ec.generate_private_key(ec.SECP256R1()), algorithm="ES256"
         ),
@@ -192,12 +233,9 @@ async def test_es256_key_accepts_es256_only(
         assert await get_token(http, base, bearer(token)) == (401, "unauthenticated"), case
 
 
-SELLER_ES = "seller@es"
-
-
 async def test_no_session_key_configured_rejects_everything(
-    http: aiohttp.ClientSession, make_gateway: GatewayFactory
+    http: aiohttp.ClientSession, start_gateway: GatewayFactory
 ) -> None:
-    gw = await make_gateway(session_secret=None)
+    gw = await start_gateway(session_secret=None)
     base = f"http://127.0.0.1:{gw.http_port}"
     assert await get_token(http, base, bearer(session_jwt(BUYER))) == (401, "unauthenticated")

@@ -7,28 +7,20 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import aiohttp
-import jwt
 import pytest
 
-from gateway.config import DEV_STREAM_API_KEY, DEV_STREAM_API_SECRET
-from tests.bridge.conftest import (
+from gateway.config import DEV_STREAM_API_KEY
+from tests.helpers.bridge import (
     BUYER,
     TOKEN_PATH,
-    GatewayFactory,
     bearer,
     error_of,
     session_jwt,
+    stream_claims,
 )
+from tests.helpers.gateways import GatewayFactory
 
 RFC3339_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
-
-
-def stream_claims(token: str) -> dict[str, object]:
-    """Verify a Stream user token with the dev Stream secret and return its claims."""
-    claims: dict[str, object] = jwt.decode(
-        token, DEV_STREAM_API_SECRET, algorithms=["HS256"], options={"require": ["exp", "iat"]}
-    )
-    return claims
 
 
 async def test_get_token_default_ttl(http: aiohttp.ClientSession, bridge_url: str) -> None:
@@ -41,7 +33,7 @@ async def test_get_token_default_ttl(http: aiohttp.ClientSession, bridge_url: st
     assert RFC3339_UTC.fullmatch(body["expiresAt"])
     claims = stream_claims(body["token"])
     assert claims["user_id"] == BUYER
-    assert claims["exp"] - claims["iat"] == 86_400  # type: ignore[operator]
+    assert claims["exp"] - claims["iat"] == 86_400
     expires = datetime.strptime(body["expiresAt"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     assert int(expires.timestamp()) == claims["exp"]
 
@@ -51,7 +43,7 @@ async def test_get_token_ttl_in_query(http: aiohttp.ClientSession, bridge_url: s
     async with http.get(url, headers=bearer(session_jwt(BUYER))) as response:
         assert response.status == 200
         claims = stream_claims((await response.json())["token"])
-    assert claims["exp"] - claims["iat"] == 120  # type: ignore[operator]
+    assert claims["exp"] - claims["iat"] == 120
 
 
 @pytest.mark.parametrize("body", [{"ttl": 300}, {"ttl": 300.0}])
@@ -64,14 +56,14 @@ async def test_post_token_ttl_in_body(
         assert response.status == 200
         assert response.headers["Cache-Control"] == "no-store"
         claims = stream_claims((await response.json())["token"])
-    assert claims["exp"] - claims["iat"] == 300  # type: ignore[operator]
+    assert claims["exp"] - claims["iat"] == 300
 
 
 async def test_post_token_without_body(http: aiohttp.ClientSession, bridge_url: str) -> None:
     async with http.post(bridge_url + TOKEN_PATH, headers=bearer(session_jwt(BUYER))) as response:
         assert response.status == 200
         claims = stream_claims((await response.json())["token"])
-    assert claims["exp"] - claims["iat"] == 86_400  # type: ignore[operator]
+    assert claims["exp"] - claims["iat"] == 86_400
 
 
 @pytest.mark.parametrize(
@@ -163,9 +155,9 @@ async def test_other_methods_are_405(
 
 
 async def test_rate_limit_per_user_is_429_with_retry_after(
-    http: aiohttp.ClientSession, make_gateway: GatewayFactory
+    http: aiohttp.ClientSession, start_gateway: GatewayFactory
 ) -> None:
-    gw = await make_gateway(token_rate_limit_per_min=1.0, token_rate_limit_burst=3)
+    gw = await start_gateway(token_rate_limit_per_min=1.0, token_rate_limit_burst=3)
     url = f"http://127.0.0.1:{gw.http_port}{TOKEN_PATH}"
     statuses = []
     for _ in range(4):

@@ -9,26 +9,19 @@ from gateway.bridge import TokenBucketLimiter
 from gateway.bridge.openapi import ERROR_CODES, openapi_document
 from gateway.config import ConfigError, load_settings
 from gateway.domain import ErrorCode, RateLimitedError
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.helpers.clock import FakeClock
 
 
 def test_bucket_allows_burst_then_limits_with_retry_after() -> None:
     clock = FakeClock()
-    limiter = TokenBucketLimiter(rate_per_s=0.5, burst=2, clock=clock)
+    limiter = TokenBucketLimiter(rate_per_s=0.5, burst=2, clock=clock.timestamp)
     limiter.acquire("u")
     limiter.acquire("u")
     with pytest.raises(RateLimitedError) as caught:
         limiter.acquire("u")
     assert caught.value.retry_after_s == 2.0  # one request refills in 1 / 0.5 s
     limiter.acquire("other")  # per key
-    clock.now += 2.0
+    clock.advance(2.0)
     limiter.acquire("u")
     with pytest.raises(RateLimitedError):
         limiter.acquire("u")
@@ -36,8 +29,8 @@ def test_bucket_allows_burst_then_limits_with_retry_after() -> None:
 
 def test_bucket_refill_is_capped_at_burst() -> None:
     clock = FakeClock()
-    limiter = TokenBucketLimiter(rate_per_s=10.0, burst=3, clock=clock)
-    clock.now += 3600
+    limiter = TokenBucketLimiter(rate_per_s=10.0, burst=3, clock=clock.timestamp)
+    clock.advance(3600)
     for _ in range(3):
         limiter.acquire("u")
     with pytest.raises(RateLimitedError) as caught:
@@ -47,7 +40,7 @@ def test_bucket_refill_is_capped_at_burst() -> None:
 
 def test_bucket_memory_is_bounded() -> None:
     clock = FakeClock()
-    limiter = TokenBucketLimiter(rate_per_s=0.001, burst=1, max_keys=2, clock=clock)
+    limiter = TokenBucketLimiter(rate_per_s=0.001, burst=1, max_keys=2, clock=clock.timestamp)
     limiter.acquire("a")
     limiter.acquire("b")
     limiter.acquire("c")  # evicts "a", the least recently used
@@ -70,23 +63,38 @@ def test_rate_limit_settings_from_env() -> None:
         12.5,
         4,
     )
+
+
+def test_rate_limit_settings_defaults() -> None:
     defaults = load_settings({}, dev=True)
     assert (defaults.bridge.token_rate_limit_per_min, defaults.bridge.token_rate_limit_burst) == (
         30.0,
         10,
     )
-    for env in ({"CHAT_GATEWAY_TOKEN_RATE_LIMIT": "0"}, {"CHAT_GATEWAY_TOKEN_RATE_BURST": "0"}):
-        with pytest.raises(ConfigError, match="RATE"):
-            load_settings(env, dev=True)
 
 
-def test_openapi_document_is_valid_and_uses_the_contract_codes() -> None:
+@pytest.mark.parametrize("name", ["CHAT_GATEWAY_TOKEN_RATE_LIMIT", "CHAT_GATEWAY_TOKEN_RATE_BURST"])
+def test_rate_limit_settings_must_be_positive(name: str) -> None:
+    with pytest.raises(ConfigError, match="RATE"):
+        load_settings({name: "0"}, dev=True)
+
+
+def test_openapi_document_is_valid() -> None:
+    schemathesis.openapi.from_dict(openapi_document(cookie_name="sid", max_ttl_s=3600)).validate()
+
+
+def test_openapi_document_follows_the_settings() -> None:
     doc = openapi_document(cookie_name="sid", max_ttl_s=3600)
-    schemathesis.openapi.from_dict(doc).validate()
     assert doc["components"]["securitySchemes"]["sessionCookie"]["name"] == "sid"
     ttl = doc["paths"]["/api/chat/stream/token"]["get"]["parameters"][0]["schema"]
     assert ttl["maximum"] == 3600
+
+
+def test_openapi_document_defaults_to_the_tt_session_cookie() -> None:
     assert openapi_document()["components"]["securitySchemes"]["sessionCookie"]["name"] == (
         "tt_session"
     )
+
+
+def test_openapi_document_uses_the_contract_codes() -> None:
     assert {c.json_code for c in ErrorCode} == set(ERROR_CODES)

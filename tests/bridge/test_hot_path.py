@@ -10,20 +10,15 @@ import pytest
 from gateway.bridge import session as session_module
 from gateway.bridge.session import LEEWAY_S, SessionVerifier
 from gateway.domain import UnauthenticatedError
+from tests.helpers.clock import FakeClock
 
 SECRET = "session-cache-test-secret-at-least-32-bytes"
 
 
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def make(clock: Clock) -> SessionVerifier:
-    return SessionVerifier(key=SECRET.encode(), algorithm="HS256", cookie_name="c", clock=clock)
+def make(clock: FakeClock) -> SessionVerifier:
+    return SessionVerifier(
+        key=SECRET.encode(), algorithm="HS256", cookie_name="c", clock=clock.timestamp
+    )
 
 
 def token(exp: float, sub: str = "buyer-42", secret: str = SECRET) -> str:
@@ -32,19 +27,19 @@ def token(exp: float, sub: str = "buyer-42", secret: str = SECRET) -> str:
 
 def test_cached_session_still_expires() -> None:
     now = time.time()
-    clock = Clock(now)
+    clock = FakeClock(now)
     verifier = make(clock)
     session = token(now + 60)
     assert verifier.user_id(session) == "buyer-42"
-    clock.now = now + 30
+    clock.advance(30)
     assert verifier.user_id(session) == "buyer-42"  # from the memo
-    clock.now = now + 60 + LEEWAY_S + 1
+    clock.advance(30 + LEEWAY_S + 1)
     with pytest.raises(UnauthenticatedError, match="expired"):
         verifier.user_id(session)
 
 
 def test_tampered_copy_of_a_cached_session_is_refused() -> None:
-    verifier = make(Clock(time.time()))
+    verifier = make(FakeClock(time.time()))
     good = token(time.time() + 600)
     assert verifier.user_id(good) == "buyer-42"
     header, payload, signature = good.split(".")
@@ -53,13 +48,18 @@ def test_tampered_copy_of_a_cached_session_is_refused() -> None:
     ).decode()
     with pytest.raises(UnauthenticatedError):
         verifier.user_id(f"{header}.{forged_payload}.{signature}")
+
+
+def test_session_signed_with_another_secret_is_refused_after_a_cached_one() -> None:
+    verifier = make(FakeClock(time.time()))
+    assert verifier.user_id(token(time.time() + 600)) == "buyer-42"
     with pytest.raises(UnauthenticatedError):
         verifier.user_id(token(time.time() + 600, sub="seller-7", secret="x" * 40))
 
 
 def test_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(session_module, "VERIFIED_CACHE_ENTRIES", 3)
-    verifier = make(Clock(time.time()))
+    verifier = make(FakeClock(time.time()))
     sessions = [token(time.time() + 600, sub=f"u{i}") for i in range(5)]
     for i, s in enumerate(sessions):
         assert verifier.user_id(s) == f"u{i}"

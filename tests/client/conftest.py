@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.client.fakes import FakeGateway, start_fake
-from tests.gateway_process import GatewayProcess
+from tests.helpers.fake_gateway import FakeGateway, start_fake
+from tests.helpers.processes import GatewayProcess
 
 
 @pytest.fixture(scope="module")

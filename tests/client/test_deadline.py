@@ -16,7 +16,7 @@ from tradetrust.chat.client import (
     DeadlineExceededError,
 )
 
-from tests.client.fakes import FakeGateway
+from tests.helpers.fake_gateway import FakeGateway
 
 DEADLINE_S = 1.0
 

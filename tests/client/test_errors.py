@@ -27,14 +27,14 @@ from tradetrust.chat.client import (
 from tradetrust.chat.client._status import STATUS_DETAILS_KEY, status_details_bytes
 
 from gateway import domain
+from gateway.config import DEV_ORDER_SERVICE_KEY, DEV_WEB_BACKEND_KEY
 from gateway.rpc.errors import grpc_code
-from tests.client.fakes import FakeGateway
-from tests.gateway_process import GatewayProcess
+from tests.helpers.fake_gateway import FakeGateway
+from tests.helpers.ports import free_port
+from tests.helpers.processes import GatewayProcess
 from tests.helpers.raising import RaisingGateway
-from tests.ports import free_port
 
-ORDER_KEY = "dev-order-service-key"
-WEB_KEY = "dev-web-backend-key"
+ORDER_KEY, WEB_KEY = DEV_ORDER_SERVICE_KEY, DEV_WEB_BACKEND_KEY
 
 
 def aio_error(
@@ -159,54 +159,108 @@ def test_a_malformed_key_is_refused_up_front(key: str) -> None:
 # --- against the real gateway process -------------------------------------------------
 
 
-async def test_real_gateway_statuses_async(gateway_proc: GatewayProcess) -> None:
-    addr = gateway_proc.addr
-    async with (
-        AsyncChatGatewayClient(addr, ORDER_KEY) as order,
-        AsyncChatGatewayClient(addr, WEB_KEY) as web,
-        AsyncChatGatewayClient(addr, "not-a-key") as stranger,
-    ):
+async def test_real_gateway_conflict_is_a_conflict_error(gateway_proc: GatewayProcess) -> None:
+    async with AsyncChatGatewayClient(gateway_proc.addr, ORDER_KEY) as order:
         ensured = await order.ensure_order_channel("err-1", "buyer-1", "seller-1")
         assert ensured.created
         with pytest.raises(ConflictError) as conflict:
             await order.ensure_order_channel("err-1", "buyer-1", "mallory")
-        assert conflict.value.code is grpc.StatusCode.FAILED_PRECONDITION
+    assert conflict.value.code is grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_real_gateway_unknown_order_is_not_found_with_a_reason(
+    gateway_proc: GatewayProcess,
+) -> None:
+    async with AsyncChatGatewayClient(gateway_proc.addr, WEB_KEY) as web:
         with pytest.raises(NotFoundError) as missing:
             await web.authorize_participant("no-such-order", "buyer-1")
-        assert missing.value.reason  # ErrorInfo.reason arrived
+    assert missing.value.reason  # ErrorInfo.reason arrived
+
+
+async def test_real_gateway_invalid_participants_name_the_field(
+    gateway_proc: GatewayProcess,
+) -> None:
+    async with AsyncChatGatewayClient(gateway_proc.addr, ORDER_KEY) as order:
         with pytest.raises(InvalidArgumentError) as invalid:
             await order.ensure_order_channel("err-2", "same", "same")
-        assert invalid.value.field == "seller.user_id"
+    assert invalid.value.field == "seller.user_id"
+
+
+async def test_real_gateway_invalid_ttl_names_the_field(gateway_proc: GatewayProcess) -> None:
+    async with AsyncChatGatewayClient(gateway_proc.addr, WEB_KEY) as web:
         with pytest.raises(InvalidArgumentError) as bad_ttl:
             await web.issue_token("buyer-1", ttl=5)
-        assert bad_ttl.value.field == "ttl"
+    assert bad_ttl.value.field == "ttl"
+
+
+async def test_real_gateway_method_not_granted_is_permission_denied(
+    gateway_proc: GatewayProcess,
+) -> None:
+    async with AsyncChatGatewayClient(gateway_proc.addr, ORDER_KEY) as order:
         with pytest.raises(PermissionDeniedError):
             await order.issue_token("buyer-1")
+
+
+async def test_real_gateway_unknown_key_is_unauthenticated(gateway_proc: GatewayProcess) -> None:
+    async with AsyncChatGatewayClient(gateway_proc.addr, "not-a-key") as stranger:
         with pytest.raises(UnauthenticatedError):
             await stranger.authorize_participant("err-1", "buyer-1")
-        answer = await web.authorize_participant("err-1", "seller-1")
-        assert answer.allowed and answer.role is Role.SELLER
-        assert answer.channel is not None and answer.channel.cid == ensured.channel.cid
-        outsider = await web.authorize_participant("err-1", "mallory")
-        assert not outsider.allowed and outsider.role is None and outsider.channel is None
 
 
-def test_real_gateway_statuses_sync(gateway_proc: GatewayProcess) -> None:
+async def test_real_gateway_authorizes_a_participant(gateway_proc: GatewayProcess) -> None:
     addr = gateway_proc.addr
-    with ChatGatewayClient(addr, ORDER_KEY) as order, ChatGatewayClient(addr, WEB_KEY) as web:
+    async with (
+        AsyncChatGatewayClient(addr, ORDER_KEY) as order,
+        AsyncChatGatewayClient(addr, WEB_KEY) as web,
+    ):
+        ensured = await order.ensure_order_channel("err-3", "buyer-1", "seller-1")
+        answer = await web.authorize_participant("err-3", "seller-1")
+    assert answer.allowed and answer.role is Role.SELLER
+    assert answer.channel is not None and answer.channel.cid == ensured.channel.cid
+
+
+async def test_real_gateway_refuses_an_outsider(gateway_proc: GatewayProcess) -> None:
+    addr = gateway_proc.addr
+    async with (
+        AsyncChatGatewayClient(addr, ORDER_KEY) as order,
+        AsyncChatGatewayClient(addr, WEB_KEY) as web,
+    ):
+        await order.ensure_order_channel("err-4", "buyer-1", "seller-1")
+        outsider = await web.authorize_participant("err-4", "mallory")
+    assert not outsider.allowed and outsider.role is None and outsider.channel is None
+
+
+def test_real_gateway_conflict_sync(gateway_proc: GatewayProcess) -> None:
+    with ChatGatewayClient(gateway_proc.addr, ORDER_KEY) as order:
         order.ensure_order_channel("err-s", "buyer-1", "seller-1")
         with pytest.raises(ConflictError):
             order.ensure_order_channel("err-s", "mallory", "seller-1")
+
+
+def test_real_gateway_not_found_sync(gateway_proc: GatewayProcess) -> None:
+    with ChatGatewayClient(gateway_proc.addr, WEB_KEY) as web:
         with pytest.raises(NotFoundError) as missing:
             web.authorize_participant("no-such-order", "buyer-1")
-        assert missing.value.reason  # rich status details parsed on the sync path too
+    assert missing.value.reason  # rich status details parsed on the sync path too
+
+
+def test_real_gateway_invalid_argument_sync(gateway_proc: GatewayProcess) -> None:
+    with ChatGatewayClient(gateway_proc.addr, ORDER_KEY) as order:
         with pytest.raises(InvalidArgumentError) as invalid:
             order.ensure_order_channel("err s", "buyer-1", "seller-1")
-        assert invalid.value.field == "order_id"
+    assert invalid.value.field == "order_id"
+
+
+def test_real_gateway_permission_denied_sync(gateway_proc: GatewayProcess) -> None:
+    with ChatGatewayClient(gateway_proc.addr, WEB_KEY) as web:
         with pytest.raises(PermissionDeniedError):
             web.ensure_order_channel("err-s2", "buyer-1", "seller-1")
-    with ChatGatewayClient(addr, "not-a-key") as stranger, pytest.raises(UnauthenticatedError):
-        stranger.issue_token("buyer-1")
+
+
+def test_real_gateway_unauthenticated_sync(gateway_proc: GatewayProcess) -> None:
+    with ChatGatewayClient(gateway_proc.addr, "not-a-key") as stranger:
+        with pytest.raises(UnauthenticatedError):
+            stranger.issue_token("buyer-1")
 
 
 async def test_unreachable_gateway_is_unavailable_when_failing_fast() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.gateway_process import REPO, GatewayProcess
+from tests.helpers.processes import REPO, GatewayProcess
 
 CLIENT = REPO / "clients" / "python"
 ALLOWED = {"tradetrust-chat-client", "grpcio", "protobuf", "typing-extensions", "pip", "setuptools"}

@@ -17,10 +17,11 @@ from tradetrust.chat.client import (
     UnavailableError,
 )
 
-from tests.client.fakes import FakeGateway
-from tests.gateway_process import GatewayProcess
+from gateway.config import DEV_ORDER_SERVICE_KEY
+from tests.helpers.fake_gateway import FakeGateway
+from tests.helpers.processes import GatewayProcess
 
-ORDER_KEY = "dev-order-service-key"
+ORDER_KEY = DEV_ORDER_SERVICE_KEY
 DEADLINE_S = 15.0
 OUTAGE_S = 2.0  # longer than the whole retry backoff budget (~0.1+0.2+0.4+0.8 s at most)
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import jwt
 import pytest
 from tradetrust.chat.client import (
     AsyncChatGatewayClient,
@@ -20,22 +21,14 @@ from tradetrust.chat.client import (
     UnavailableError,
 )
 
-from tests.gateway_process import GatewayProcess
+from gateway.config import DEV_WEB_BACKEND_KEY
+from tests.helpers.bridge import stream_claims
+from tests.helpers.clock import FakeClock
+from tests.helpers.processes import GatewayProcess
 
 HOUR = timedelta(hours=1)
 MARGIN = timedelta(minutes=5)
 START = datetime(2030, 1, 1, tzinfo=UTC)
-
-
-class FakeClock:
-    def __init__(self, now: datetime = START) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
 
 
 class FakeIssuer:
@@ -68,7 +61,7 @@ class FakeIssuer:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(START)
 
 
 @pytest.fixture
@@ -199,6 +192,9 @@ async def test_close_cancels_in_flight_fetches(clock: FakeClock, issuer: FakeIss
 def test_ttl_must_exceed_the_margin(issuer: FakeIssuer) -> None:
     with pytest.raises(ValueError):
         AsyncTokenCache(issuer, ttl=timedelta(minutes=5), refresh_margin=MARGIN)
+
+
+def test_the_margin_must_not_be_negative(issuer: FakeIssuer) -> None:
     with pytest.raises(ValueError):
         AsyncTokenCache(issuer, refresh_margin=-MARGIN)
 
@@ -237,34 +233,53 @@ def test_sync_cache_threads_share_one_fetch_and_refresh(clock: FakeClock) -> Non
 # --- against the real gateway ------------------------------------------------------------
 
 
-async def test_real_gateway_tokens_are_cached_and_refreshed(gateway_proc: GatewayProcess) -> None:
+@dataclass
+class RealCache:
+    """A token cache on the real gateway, with a clock of its own."""
+
+    cache: AsyncTokenCache
+    clock: FakeClock
+
+
+@pytest.fixture
+async def real_cache(gateway_proc: GatewayProcess) -> AsyncIterator[RealCache]:
+    """Tokens of 120 s, refreshed 30 s before they expire, from the real gateway."""
     clock = FakeClock(datetime.now(UTC))
-    ttl, margin = timedelta(seconds=120), timedelta(seconds=30)
-    async with AsyncChatGatewayClient(gateway_proc.addr, "dev-web-backend-key") as client:
-        cache = AsyncTokenCache(client, ttl=ttl, refresh_margin=margin, clock=clock)
-        first = await cache.get("buyer-42")
-        claims = jwt.decode(
-            first.token, "local-dev-secret-not-for-production", algorithms=["HS256"]
-        )
-        assert claims["user_id"] == "buyer-42"
-        assert claims["exp"] == int(first.expire_time.timestamp())
-        assert abs(first.expire_time - (clock() + ttl)) < timedelta(seconds=5)
+    async with AsyncChatGatewayClient(gateway_proc.addr, DEV_WEB_BACKEND_KEY) as client:
+        ttl, margin = timedelta(seconds=120), timedelta(seconds=30)
+        yield RealCache(AsyncTokenCache(client, ttl=ttl, refresh_margin=margin, clock=clock), clock)
 
-        clock.advance(timedelta(seconds=60))
-        assert await cache.get("buyer-42") is first  # reused: no call
-        clock.advance(first.expire_time - margin - clock())  # at the refresh point
-        second = await cache.get("buyer-42")
-        assert second is not first and second.expire_time >= first.expire_time
 
-        # Our clock jumps past anything the gateway would sign now: refused, not returned.
-        clock.advance(2 * ttl)
-        with pytest.raises(ExpiredTokenError):
-            await cache.get("buyer-42")
+async def test_real_gateway_token_is_what_the_cache_returns(real_cache: RealCache) -> None:
+    first = await real_cache.cache.get("buyer-42")
+    claims = stream_claims(first.token)
+    assert claims["user_id"] == "buyer-42"
+    assert claims["exp"] == int(first.expire_time.timestamp())
+    expected = real_cache.clock() + timedelta(seconds=120)
+    assert abs(first.expire_time - expected) < timedelta(seconds=5)
+
+
+async def test_real_gateway_token_is_reused_until_the_refresh_point(real_cache: RealCache) -> None:
+    cache, clock = real_cache.cache, real_cache.clock
+    first = await cache.get("buyer-42")
+    clock.advance(timedelta(seconds=60))
+    assert await cache.get("buyer-42") is first  # reused: no call
+    clock.advance(first.expire_time - timedelta(seconds=30) - clock())  # at the refresh point
+    second = await cache.get("buyer-42")
+    assert second is not first and second.expire_time >= first.expire_time
+
+
+async def test_real_gateway_token_expired_by_our_clock_is_refused(real_cache: RealCache) -> None:
+    await real_cache.cache.get("buyer-42")
+    # Our clock jumps past anything the gateway would sign now: refused, not returned.
+    real_cache.clock.advance(timedelta(seconds=240))
+    with pytest.raises(ExpiredTokenError):
+        await real_cache.cache.get("buyer-42")
 
 
 def test_real_gateway_sync_cache(gateway_proc: GatewayProcess) -> None:
     clock = FakeClock(datetime.now(UTC))
-    with ChatGatewayClient(gateway_proc.addr, "dev-web-backend-key") as client:
+    with ChatGatewayClient(gateway_proc.addr, DEV_WEB_BACKEND_KEY) as client:
         cache = TokenCache(client, ttl=timedelta(seconds=3600), clock=clock)
         first = cache.get("seller-7")
         clock.advance(timedelta(seconds=240))

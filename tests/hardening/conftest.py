@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from gateway.app import Gateway
-from tests.conftest import SettingsFactory
-from tests.hardening.pki import Pki, make_pki
+from tests.helpers.gateways import GatewayFactory
+from tests.helpers.pki import Pki, make_pki
 
 
 @pytest.fixture
@@ -20,15 +19,9 @@ def pki(tmp_path: Path) -> Pki:
 
 
 @pytest.fixture
-async def mtls_gateway(make_settings: SettingsFactory, pki: Pki) -> AsyncIterator[Gateway]:
-    settings = make_settings(
+async def mtls_gateway(start_gateway: GatewayFactory, pki: Pki) -> Gateway:
+    return await start_gateway(
         tls_cert_file=str(pki.server_cert),
         tls_key_file=str(pki.server_key),
         tls_client_ca_file=str(pki.ca),
     )
-    gw = Gateway(settings)
-    await gw.start()
-    try:
-        yield gw
-    finally:
-        await gw.stop(grace_s=1.0)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -19,8 +18,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tradetrust.chat.v1 import chat_gateway_pb2 as pb
 from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
 
-from tests.conftest import ORDER_SERVICE, WEB_BACKEND
-from tests.gateway_process import gateway_child
+from tests.helpers.builders import numbered_request
+from tests.helpers.polling import eventually
+from tests.helpers.processes import GatewayChildren, child_env
+from tests.helpers.rpc import ORDER_SERVICE, WEB_BACKEND
 from tests.stream_double import StreamDouble
 
 IN_FLIGHT = 50
@@ -40,77 +41,68 @@ def slow_env(stream_env: dict[str, str]) -> dict[str, str]:
     }
 
 
-def ensure_request(n: int) -> pb.EnsureOrderChannelRequest:
-    return pb.EnsureOrderChannelRequest(
-        order_id=f"ord-drain-{n}",
-        buyer=pb.Participant(user_id=f"buyer-{n}"),
-        seller=pb.Participant(user_id=f"seller-{n}"),
-    )
-
-
-async def wait_for(condition: Callable[[], bool], timeout_s: float) -> None:
-    """Poll ``condition`` every 10 ms until it holds; fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not condition() and time.monotonic() < deadline:
-        await asyncio.sleep(0.01)
-    assert condition(), "condition not met in time"
-
-
 @pytest.mark.slow
 async def test_sigterm_drains_in_flight_calls_and_exits_zero(
-    tmp_path: Path, stream_env: dict[str, str], stream_double: StreamDouble
+    tmp_path: Path,
+    stream_env: dict[str, str],
+    stream_double: StreamDouble,
+    gateway_children: GatewayChildren,
 ) -> None:
     env = {**slow_env(stream_env), "CHAT_GATEWAY_SHUTDOWN_GRACE": str(GRACE_S)}
-    async with gateway_child(tmp_path, env) as child:
-        stream_double.delay_s = 0.7  # two Stream calls per order: ~1.4 s
-        async with (
-            grpc.aio.insecure_channel(child.grpc_addr) as calls_channel,
-            grpc.aio.insecure_channel(child.grpc_addr) as probe_channel,
-        ):
-            stub = pb_grpc.ChatGatewayStub(calls_channel)
-            health = health_pb2_grpc.HealthStub(probe_channel)
-            probe = pb_grpc.ChatGatewayStub(probe_channel)
-            seen_before = stream_double.requests_seen
-            calls = [
-                asyncio.ensure_future(
-                    stub.EnsureOrderChannel(ensure_request(n), metadata=ORDER_SERVICE, timeout=20)
-                )
-                for n in range(IN_FLIGHT)
-            ]
-            # Every call is inside Stream (its first request arrived at the double).
-            await wait_for(lambda: stream_double.requests_seen - seen_before >= IN_FLIGHT, 10)
-            assert not any(c.done() for c in calls)
+    child = await gateway_children.start(child_env(tmp_path, env))
+    stream_double.delay_s = 0.7  # two Stream calls per order: ~1.4 s
+    async with (
+        grpc.aio.insecure_channel(child.grpc_addr) as calls_channel,
+        grpc.aio.insecure_channel(child.grpc_addr) as probe_channel,
+    ):
+        stub = pb_grpc.ChatGatewayStub(calls_channel)
+        health = health_pb2_grpc.HealthStub(probe_channel)
+        probe = pb_grpc.ChatGatewayStub(probe_channel)
+        seen_before = stream_double.requests_seen
+        calls = [
+            asyncio.ensure_future(
+                stub.EnsureOrderChannel(numbered_request(n), metadata=ORDER_SERVICE, timeout=20)
+            )
+            for n in range(IN_FLIGHT)
+        ]
+        # Every call is inside Stream (its first request arrived at the double).
+        await eventually(
+            lambda: stream_double.requests_seen - seen_before >= IN_FLIGHT,
+            timeout_s=10,
+            interval_s=0.01,
+        )
+        assert not any(c.done() for c in calls)
 
-            sent = time.monotonic()
-            child.proc.send_signal(signal.SIGTERM)
-            observed: list[tuple[float, str]] = []
-            refused_new_work: grpc.StatusCode | None = None
-            for _ in range(1000):  # bounded: ~20 ms apart, stops once everything is done
+        sent = time.monotonic()
+        child.proc.send_signal(signal.SIGTERM)
+        observed: list[tuple[float, str]] = []
+        refused_new_work: grpc.StatusCode | None = None
+        for _ in range(1000):  # bounded: ~20 ms apart, stops once everything is done
+            try:
+                reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+            except grpc.aio.AioRpcError as exc:
+                status = exc.code().name
+            observed.append((time.monotonic() - sent, status))
+            if status == "NOT_SERVING" and refused_new_work is None:
                 try:
-                    reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+                    await probe.IssueToken(
+                        pb.IssueTokenRequest(user_id="late"), metadata=WEB_BACKEND, timeout=2
+                    )
                 except grpc.aio.AioRpcError as exc:
-                    status = exc.code().name
-                observed.append((time.monotonic() - sent, status))
-                if status == "NOT_SERVING" and refused_new_work is None:
-                    try:
-                        await probe.IssueToken(
-                            pb.IssueTokenRequest(user_id="late"), metadata=WEB_BACKEND, timeout=2
-                        )
-                    except grpc.aio.AioRpcError as exc:
-                        refused_new_work = exc.code()
-                if all(c.done() for c in calls) or time.monotonic() - sent > GRACE_S + 5:
-                    break
-                await asyncio.sleep(0.02)
-            finished_after = time.monotonic() - sent
-            replies = await asyncio.gather(*calls)
-        async with asyncio.timeout(GRACE_S + 5):  # no second signal: just wait for the exit
-            code = await child.proc.wait()
-        exited_after = time.monotonic() - sent
+                    refused_new_work = exc.code()
+            if all(c.done() for c in calls) or time.monotonic() - sent > GRACE_S + 5:
+                break
+            await asyncio.sleep(0.02)
+        finished_after = time.monotonic() - sent
+        replies = await asyncio.gather(*calls)
+    async with asyncio.timeout(GRACE_S + 5):  # no second signal: just wait for the exit
+        code = await child.proc.wait()
+    exited_after = time.monotonic() - sent
 
     assert len(replies) == IN_FLIGHT
-    assert all(r.channel.order_id == f"ord-drain-{n}" for n, r in enumerate(replies))
-    assert code == 0, child.log.read_text()
+    assert all(r.channel.order_id == f"ord-{n}" for n, r in enumerate(replies))
+    assert code == 0, child.log_tail()
     assert exited_after < GRACE_S, f"exit took {exited_after:.2f}s"
     statuses = [s for _, s in observed]
     first_change = next(s for s in statuses if s != "SERVING")

@@ -14,7 +14,7 @@ from tradetrust.chat.v1 import chat_gateway_pb2 as pb
 from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
 
 from gateway.app import Gateway
-from tests.conftest import ORDER_SERVICE, WEB_BACKEND
+from tests.helpers.rpc import GATEWAY_METHOD, ORDER_SERVICE, WEB_BACKEND
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -97,7 +97,7 @@ async def test_malformed_protobuf_in_valid_grpc_calls(gateway: Gateway) -> None:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.grpc_port}") as ch:
         for method in ("IssueToken", "EnsureOrderChannel", "AuthorizeParticipant"):
             call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = ch.unary_unary(
-                f"/tradetrust.chat.v1.ChatGateway/{method}"
+                GATEWAY_METHOD + method
             )
             for body in bodies:
                 for metadata in (WEB_BACKEND, ORDER_SERVICE, ()):

@@ -6,7 +6,7 @@ import asyncio
 
 from gateway.app import Gateway
 from gateway.healthcheck import check
-from tests.hardening.pki import Pki
+from tests.helpers.pki import Pki
 
 
 async def probe(gateway: Gateway, env: dict[str, str]) -> str:
@@ -24,8 +24,11 @@ async def test_probe_with_client_certificate_sees_serving(mtls_gateway: Gateway,
     assert await probe(mtls_gateway, env) == "SERVING"
 
 
-async def test_plaintext_or_certless_probe_is_not_healthy(mtls_gateway: Gateway, pki: Pki) -> None:
+async def test_plaintext_probe_is_not_healthy(mtls_gateway: Gateway) -> None:
     assert await probe(mtls_gateway, {}) != "SERVING"
+
+
+async def test_certless_probe_is_not_healthy(mtls_gateway: Gateway, pki: Pki) -> None:
     certless = {
         "CHAT_GATEWAY_TLS_CERT_FILE": str(pki.server_cert),
         "CHAT_GATEWAY_HEALTHCHECK_CA_FILE": str(pki.ca),

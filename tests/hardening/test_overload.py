@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import grpc
 import pytest
@@ -20,76 +22,105 @@ from tradetrust.chat.v1 import chat_gateway_pb2 as pb
 from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
 
 from gateway.app import Gateway
-from tests.conftest import ORDER_SERVICE, WEB_BACKEND, SettingsFactory
-from tests.hardening.test_drain import ensure_request, wait_for
+from tests.helpers.builders import numbered_request
+from tests.helpers.gateways import GatewayFactory
+from tests.helpers.polling import eventually
+from tests.helpers.rpc import ORDER_SERVICE, WEB_BACKEND
 from tests.stream_double import StreamDouble
 
 CAP = 5
 
 
 @pytest.fixture
-async def capped(
-    make_settings: SettingsFactory, stream_env: dict[str, str], stream_double: StreamDouble
-) -> AsyncIterator[Gateway]:
-    settings = make_settings(
-        env={
-            **stream_env,
-            "CHAT_GATEWAY_STREAM_TIMEOUT": "5",
-            "CHAT_GATEWAY_INLINE_SYNC_BUDGET": "1.0",
-            "CHAT_GATEWAY_MAX_CONCURRENT_RPCS": str(CAP),
-        }
-    )
-    gw = Gateway(settings)
-    await gw.start()
-    try:
-        yield gw
-    finally:
-        await gw.stop(grace_s=2.0)
+async def capped(start_gateway: GatewayFactory, stream_env: dict[str, str]) -> Gateway:
+    env = {
+        **stream_env,
+        "CHAT_GATEWAY_STREAM_TIMEOUT": "5",
+        "CHAT_GATEWAY_INLINE_SYNC_BUDGET": "1.0",
+        "CHAT_GATEWAY_MAX_CONCURRENT_RPCS": str(CAP),
+    }
+    return await start_gateway(env, stop_grace_s=2.0)
 
 
-async def test_beyond_the_cap_is_resource_exhausted_and_recovery_is_immediate(
-    capped: Gateway, stream_double: StreamDouble
-) -> None:
+@dataclass
+class Saturated:
+    """A capped gateway with every slot held by a slow call."""
+
+    stub: pb_grpc.ChatGatewayAsyncStub
+    health: health_pb2_grpc.HealthStub
+    slow: Sequence[asyncio.Future[pb.EnsureOrderChannelResponse]]
+
+
+@asynccontextmanager
+async def saturated(capped: Gateway, stream_double: StreamDouble) -> AsyncIterator[Saturated]:
+    """Hold all ``CAP`` slots with slow EnsureOrderChannel calls (each ~1 s in Stream); on
+    exit, wait for them to finish."""
     stream_double.delay_s = 0.5
     async with grpc.aio.insecure_channel(f"127.0.0.1:{capped.grpc_port}") as ch:
         stub = pb_grpc.ChatGatewayStub(ch)
-        health = health_pb2_grpc.HealthStub(ch)
         slow = [
             asyncio.ensure_future(
-                stub.EnsureOrderChannel(ensure_request(n), metadata=ORDER_SERVICE, timeout=10)
+                stub.EnsureOrderChannel(numbered_request(n), metadata=ORDER_SERVICE, timeout=10)
             )
             for n in range(CAP)
         ]
-        await wait_for(lambda: capped.admission.rpcs == CAP, 5)
+        try:
+            await eventually(lambda: capped.admission.rpcs == CAP, timeout_s=5, interval_s=0.01)
+            yield Saturated(stub, health_pb2_grpc.HealthStub(ch), slow)
+        finally:
+            await asyncio.gather(*slow, return_exceptions=True)
 
-        rejected = 0
+
+async def issue_token(stub: pb_grpc.ChatGatewayAsyncStub) -> pb.IssueTokenResponse:
+    response: pb.IssueTokenResponse = await stub.IssueToken(
+        pb.IssueTokenRequest(user_id="buyer-1"), metadata=WEB_BACKEND, timeout=2
+    )
+    return response
+
+
+async def test_beyond_the_cap_every_call_is_resource_exhausted(
+    capped: Gateway, stream_double: StreamDouble
+) -> None:
+    async with saturated(capped, stream_double) as busy:
         for _ in range(20):
             with pytest.raises(grpc.aio.AioRpcError) as caught:
-                await stub.IssueToken(
-                    pb.IssueTokenRequest(user_id="buyer-1"), metadata=WEB_BACKEND, timeout=2
-                )
+                await issue_token(busy.stub)
             assert caught.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
-            rejected += 1
-        status = rpc_status.from_call(caught.value)
-        assert status is not None
-        info = error_details_pb2.ErrorInfo()
-        status.details[0].Unpack(info)
-        assert info.reason == "OVERLOADED"
-        # Probes are exempt from the cap.
-        reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=2)
-        assert reply.status == health_pb2.HealthCheckResponse.SERVING
-        assert not any(c.done() for c in slow)
+        assert not any(c.done() for c in busy.slow)
 
-        await asyncio.gather(*slow)
+
+async def test_the_refusal_gives_the_overloaded_reason(
+    capped: Gateway, stream_double: StreamDouble
+) -> None:
+    async with saturated(capped, stream_double) as busy:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await issue_token(busy.stub)
+    status = rpc_status.from_call(caught.value)
+    assert status is not None
+    info = error_details_pb2.ErrorInfo()
+    status.details[0].Unpack(info)
+    assert info.reason == "OVERLOADED"
+
+
+async def test_probes_are_exempt_from_the_cap(capped: Gateway, stream_double: StreamDouble) -> None:
+    async with saturated(capped, stream_double) as busy:
+        reply = await busy.health.Check(health_pb2.HealthCheckRequest(), timeout=2)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        assert not any(c.done() for c in busy.slow)
+
+
+async def test_capacity_is_back_the_moment_the_slow_calls_finish(
+    capped: Gateway, stream_double: StreamDouble
+) -> None:
+    async with saturated(capped, stream_double) as busy:
+        await asyncio.gather(*busy.slow)
         freed = time.monotonic()
-        token = await stub.IssueToken(
-            pb.IssueTokenRequest(user_id="buyer-1"), metadata=WEB_BACKEND, timeout=2
-        )
+        token = await issue_token(busy.stub)
         recovered_ms = (time.monotonic() - freed) * 1000
-    assert token.token and rejected == 20
+    assert token.token
     assert capped.admission.rpcs == 0
     assert recovered_ms < 500
-    print(f"overload: {rejected} rejected, first call after recovery in {recovered_ms:.1f} ms")  # noqa: T201
+    print(f"overload: first call after recovery in {recovered_ms:.1f} ms")  # noqa: T201
 
 
 async def test_the_cap_counts_only_calls_in_flight(capped: Gateway) -> None:
@@ -113,7 +144,7 @@ async def test_client_deadline_bounds_the_stream_call(
         stub = pb_grpc.ChatGatewayStub(ch)
         started = time.monotonic()
         reply = await stub.EnsureOrderChannel(
-            ensure_request(99), metadata=ORDER_SERVICE, timeout=0.5
+            numbered_request(99), metadata=ORDER_SERVICE, timeout=0.5
         )
         elapsed = time.monotonic() - started
     assert reply.channel.sync_state == pb.SYNC_STATE_PENDING

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from gateway.config import ConfigError, load_settings
-from tests.hardening.pki import make_pki
+from tests.helpers.pki import make_pki
 
 PROD = {
     "GETSTREAM_API_KEY": "k",

@@ -12,8 +12,9 @@ from tradetrust.chat.v1 import chat_gateway_pb2 as pb
 from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
 
 from gateway.app import Gateway
-from tests.conftest import WEB_BACKEND, SettingsFactory
-from tests.hardening.pki import Pki
+from tests.helpers.gateways import GatewayFactory
+from tests.helpers.pki import Pki
+from tests.helpers.rpc import WEB_BACKEND
 
 
 async def _issue(channel: grpc.aio.Channel) -> pb.IssueTokenResponse:
@@ -31,14 +32,22 @@ async def _refused(channel: grpc.aio.Channel) -> None:
     assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
 
 
+def _credentials(pki: Pki, ca: str = "ca", client: str | None = None) -> grpc.ChannelCredentials:
+    """Trust the ``ca`` file; present the ``client`` certificate (``client`` or
+    ``other_client``) if given."""
+    if client is None:
+        return grpc.ssl_channel_credentials(root_certificates=pki.read(ca))
+    return grpc.ssl_channel_credentials(
+        root_certificates=pki.read(ca),
+        private_key=pki.read(f"{client}_key"),
+        certificate_chain=pki.read(f"{client}_cert"),
+    )
+
+
 async def test_mtls_client_with_a_certificate_from_the_ca_is_served(
     mtls_gateway: Gateway, pki: Pki
 ) -> None:
-    creds = grpc.ssl_channel_credentials(
-        root_certificates=pki.read("ca"),
-        private_key=pki.read("client_key"),
-        certificate_chain=pki.read("client_cert"),
-    )
+    creds = _credentials(pki, client="client")
     async with grpc.aio.secure_channel(f"localhost:{mtls_gateway.grpc_port}", creds) as ch:
         response = await _issue(ch)
     assert response.user_id == "buyer-1" and response.token
@@ -47,7 +56,7 @@ async def test_mtls_client_with_a_certificate_from_the_ca_is_served(
 async def test_mtls_client_without_a_certificate_is_refused(
     mtls_gateway: Gateway, pki: Pki
 ) -> None:
-    creds = grpc.ssl_channel_credentials(root_certificates=pki.read("ca"))
+    creds = _credentials(pki)
     async with grpc.aio.secure_channel(f"127.0.0.1:{mtls_gateway.grpc_port}", creds) as ch:
         await _refused(ch)
 
@@ -55,11 +64,7 @@ async def test_mtls_client_without_a_certificate_is_refused(
 async def test_mtls_client_with_a_certificate_from_another_ca_is_refused(
     mtls_gateway: Gateway, pki: Pki
 ) -> None:
-    creds = grpc.ssl_channel_credentials(
-        root_certificates=pki.read("ca"),
-        private_key=pki.read("other_client_key"),
-        certificate_chain=pki.read("other_client_cert"),
-    )
+    creds = _credentials(pki, client="other_client")
     async with grpc.aio.secure_channel(f"127.0.0.1:{mtls_gateway.grpc_port}", creds) as ch:
         await _refused(ch)
 
@@ -72,56 +77,64 @@ async def test_mtls_plaintext_client_is_refused(mtls_gateway: Gateway) -> None:
 async def test_client_that_does_not_trust_the_server_ca_gives_up(
     mtls_gateway: Gateway, pki: Pki
 ) -> None:
-    creds = grpc.ssl_channel_credentials(
-        root_certificates=pki.read("other_ca"),
-        private_key=pki.read("client_key"),
-        certificate_chain=pki.read("client_cert"),
-    )
+    creds = _credentials(pki, ca="other_ca", client="client")
     async with grpc.aio.secure_channel(f"127.0.0.1:{mtls_gateway.grpc_port}", creds) as ch:
         await _refused(ch)
 
 
+@pytest.fixture
+async def tls_gateway(start_gateway: GatewayFactory, pki: Pki) -> Gateway:
+    """TLS on the gRPC port, no client CA."""
+    return await start_gateway(tls_cert_file=str(pki.server_cert), tls_key_file=str(pki.server_key))
+
+
 async def test_tls_without_client_ca_serves_clients_without_certificates(
-    make_settings: SettingsFactory, pki: Pki
+    tls_gateway: Gateway, pki: Pki
 ) -> None:
-    gw = Gateway(
-        make_settings(tls_cert_file=str(pki.server_cert), tls_key_file=str(pki.server_key))
-    )
-    await gw.start()
-    try:
-        creds = grpc.ssl_channel_credentials(root_certificates=pki.read("ca"))
-        async with grpc.aio.secure_channel(f"localhost:{gw.grpc_port}", creds) as ch:
-            assert (await _issue(ch)).token
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{gw.grpc_port}") as ch:
-            await _refused(ch)
-    finally:
-        await gw.stop(grace_s=1.0)
+    creds = _credentials(pki)
+    async with grpc.aio.secure_channel(f"localhost:{tls_gateway.grpc_port}", creds) as ch:
+        assert (await _issue(ch)).token
 
 
-async def test_http_bridge_over_tls(make_settings: SettingsFactory, pki: Pki) -> None:
-    gw = Gateway(
-        make_settings(
-            http_tls_cert_file=str(pki.server_cert), http_tls_key_file=str(pki.server_key)
-        )
+async def test_tls_without_client_ca_refuses_plaintext(tls_gateway: Gateway) -> None:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{tls_gateway.grpc_port}") as ch:
+        await _refused(ch)
+
+
+@pytest.fixture
+async def https_gateway(start_gateway: GatewayFactory, pki: Pki) -> Gateway:
+    """TLS on the HTTP bridge."""
+    return await start_gateway(
+        http_tls_cert_file=str(pki.server_cert), http_tls_key_file=str(pki.server_key)
     )
-    await gw.start()
-    try:
-        trusting = ssl.create_default_context(cafile=str(pki.ca))
-        async with aiohttp.ClientSession() as http:
+
+
+async def test_http_bridge_over_tls(https_gateway: Gateway, pki: Pki) -> None:
+    trusting = ssl.create_default_context(cafile=str(pki.ca))
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"https://localhost:{https_gateway.http_port}/healthz", ssl=trusting) as response,
+    ):
+        assert response.status == 200
+
+
+async def test_plain_http_to_the_tls_bridge_gets_no_answer(https_gateway: Gateway) -> None:
+    async with aiohttp.ClientSession() as http:
+        with pytest.raises(aiohttp.ClientError):
             async with http.get(
-                f"https://localhost:{gw.http_port}/healthz", ssl=trusting
+                f"http://127.0.0.1:{https_gateway.http_port}/healthz",
+                timeout=aiohttp.ClientTimeout(total=5),
             ) as response:
-                assert response.status == 200
-            with pytest.raises(aiohttp.ClientError):
-                # Plain HTTP to a TLS port gets no HTTP answer.
-                async with http.get(
-                    f"http://127.0.0.1:{gw.http_port}/healthz",
-                    timeout=aiohttp.ClientTimeout(total=5),
-                ) as response:
-                    await response.read()
-            strange = ssl.create_default_context(cafile=str(pki.other_ca))
-            with pytest.raises(aiohttp.ClientConnectorCertificateError):
-                async with http.get(f"https://localhost:{gw.http_port}/healthz", ssl=strange):
-                    pass
-    finally:
-        await gw.stop(grace_s=1.0)
+                await response.read()
+
+
+async def test_http_client_that_does_not_trust_the_bridge_ca_gives_up(
+    https_gateway: Gateway, pki: Pki
+) -> None:
+    strange = ssl.create_default_context(cafile=str(pki.other_ca))
+    async with aiohttp.ClientSession() as http:
+        with pytest.raises(aiohttp.ClientConnectorCertificateError):
+            async with http.get(
+                f"https://localhost:{https_gateway.http_port}/healthz", ssl=strange
+            ):
+                pass

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import pytest
 
 from gateway import healthcheck
 from gateway.app import Gateway
+from tests.helpers.ports import free_port
 
 
 @pytest.mark.parametrize(
@@ -36,8 +36,5 @@ async def test_exits_1_when_not_serving(gateway: Gateway) -> None:
 
 
 def test_exits_1_when_nothing_listens() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    # The port is free again: the probe must fail fast, not hang.
-    assert healthcheck.main(["--addr", f"127.0.0.1:{port}", "--timeout", "1"]) == 1
+    # Nothing listens on a free port: the probe must fail fast, not hang.
+    assert healthcheck.main(["--addr", f"127.0.0.1:{free_port()}", "--timeout", "1"]) == 1

@@ -14,21 +14,20 @@ crash), stays down for a few seconds, then comes back. Requirements checked:
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import statistics
 import time
-from collections import defaultdict
 
 import grpc
 import psycopg
 import pytest
-from tradetrust.chat.v1 import chat_gateway_pb2 as pb
 from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
 
-from gateway.app import Gateway
-from tests.conftest import ORDER_SERVICE, SettingsFactory
-from tests.pg import PostgresServer
+from tests.helpers.builders import own_parties_request
+from tests.helpers.gateways import GatewayFactory
+from tests.helpers.load import OrderLoad
+from tests.helpers.pg import PostgresServer
+from tests.helpers.rpc import ORDER_SERVICE
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -39,88 +38,44 @@ DB_TIMEOUT_S = 2.0  # CHAT_GATEWAY_DATABASE_TIMEOUT (the default)
 DOWN_S = 4.0
 
 
-def request(order_id: str) -> pb.EnsureOrderChannelRequest:
-    return pb.EnsureOrderChannelRequest(
-        order_id=order_id,
-        buyer=pb.Participant(user_id=f"b-{order_id}"),
-        seller=pb.Participant(user_id=f"s-{order_id}"),
-    )
-
-
 async def test_database_crash_and_restart_under_load(
-    pg_private: PostgresServer, make_settings: SettingsFactory
+    pg_private: PostgresServer, start_gateway: GatewayFactory
 ) -> None:
     url = pg_private.create_database()
-    settings = make_settings(
-        env={"CHAT_GATEWAY_DATABASE_URL": url, "CHAT_GATEWAY_DATABASE_TIMEOUT": str(DB_TIMEOUT_S)}
+    gateway = await start_gateway(
+        {"CHAT_GATEWAY_DATABASE_URL": url, "CHAT_GATEWAY_DATABASE_TIMEOUT": str(DB_TIMEOUT_S)}
     )
-    gateway = Gateway(settings)
-    await gateway.start()
-    created_flags: dict[str, list[bool]] = defaultdict(list)  # acknowledged orders
-    attempted: set[str] = set()
-    failures: list[tuple[float, grpc.StatusCode]] = []  # (latency s, code)
-    ok_times: list[float] = []
-    stop = asyncio.Event()
-    ids = itertools.count()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.grpc_port}") as channel:
-            stub = pb_grpc.ChatGatewayStub(channel)
-
-            async def client() -> None:
-                while not stop.is_set():
-                    order_id = f"ord-{next(ids)}"
-                    attempted.add(order_id)
-                    for _ in range(400):  # bounded retries of this one order
-                        started = time.monotonic()
-                        try:
-                            response = await stub.EnsureOrderChannel(
-                                request(order_id), metadata=ORDER_SERVICE, timeout=15
-                            )
-                        except grpc.aio.AioRpcError as exc:
-                            failures.append((time.monotonic() - started, exc.code()))
-                            await asyncio.sleep(0.05)
-                            continue
-                        created_flags[order_id].append(response.created)
-                        ok_times.append(time.monotonic())
-                        break
-                    await asyncio.sleep(0.01)
-
-            tasks = [asyncio.create_task(client()) for _ in range(CLIENTS)]
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.grpc_port}") as channel:
+        stub = pb_grpc.ChatGatewayStub(channel)
+        async with OrderLoad([stub], clients=CLIENTS, max_attempts=400) as load:
             await asyncio.sleep(1.0)
-            acked_before = len(created_flags)
+            acked_before = len(load.created_flags)
             pg_private.stop("immediate")
             down_at = time.monotonic()
             await asyncio.sleep(DOWN_S)
             pg_private.start()
             up_at = time.monotonic()
-            for _ in range(300):  # bounded wait for the first success after the restart
-                if ok_times and ok_times[-1] > up_at:
-                    break
-                await asyncio.sleep(0.05)
-            recovery_s = min((t for t in ok_times if t > up_at), default=float("inf")) - up_at
+            recovery_s = await load.recovery_after(up_at)
             await asyncio.sleep(1.0)
-            stop.set()
-            async with asyncio.timeout(60):
-                await asyncio.gather(*tasks)
 
-            # Every acknowledged order, asked again, exists with the same participants.
-            for order_id in created_flags:
-                again = await stub.EnsureOrderChannel(
-                    request(order_id), metadata=ORDER_SERVICE, timeout=15
-                )
-                assert not again.created
-    finally:
-        await gateway.stop(grace_s=1.0)
+        # Every acknowledged order, asked again, exists with the same participants.
+        for order_id in load.created_flags:
+            again = await stub.EnsureOrderChannel(
+                own_parties_request(order_id), metadata=ORDER_SERVICE, timeout=15
+            )
+            assert not again.created
+    await gateway.stop(grace_s=1.0)
 
     with psycopg.connect(url) as conn:
         stored = [row[0] for row in conn.execute("SELECT order_id FROM orders").fetchall()]
+    created_flags, failures = load.created_flags, load.failures
     latencies = [latency for latency, _ in failures]
     logger.info(
         "restart test: acked=%d (before crash %d) attempted=%d failures=%d "
         "failure latency median=%.2fs max=%.2fs down=%.1fs recovery after restart=%.2fs",
         len(created_flags),
         acked_before,
-        len(attempted),
+        len(load.attempted),
         len(failures),
         statistics.median(latencies) if latencies else 0.0,
         max(latencies, default=0.0),
@@ -134,7 +89,7 @@ async def test_database_crash_and_restart_under_load(
     assert max(latencies) < DB_TIMEOUT_S + 1.5  # fail fast, never hang
     assert recovery_s < 10.0
     # No lost order: everything acknowledged is stored; nothing unknown was stored.
-    assert set(created_flags) <= set(stored) <= attempted
+    assert set(created_flags) <= set(stored) <= load.attempted
     assert len(stored) == len(set(stored))
     # No duplicate: an order is reported created at most once (a commit whose reply was
     # lost in the crash is reported created=false on the retry, never twice created=true).

@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
-import os
 import random
 import signal
 import time
@@ -34,18 +32,19 @@ from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 import grpc
 import psycopg
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tradetrust.chat.v1 import chat_gateway_pb2 as pb
 from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
 
 from gateway.config import hash_key
-from tests.gateway_process import logged_grpc_port, spawn
-from tests.pg import PostgresServer
+from tests.helpers.builders import cid_of, own_parties_request
+from tests.helpers.load import OrderLoad
+from tests.helpers.pg import PostgresServer
+from tests.helpers.polling import eventually
+from tests.helpers.processes import GatewayChild, GatewayChildren, gateway_environ
 from tests.stream_double import StreamDouble
 from tests.stream_double.fixtures import STREAM_TEST_KEY, STREAM_TEST_SECRET
 
@@ -55,127 +54,55 @@ logger = logging.getLogger(__name__)
 
 ORDER_SERVICE_KEY = "replica-test-order-service-key"  # a production-style (non-dev) key
 ORDER_SERVICE = (("authorization", f"Bearer {ORDER_SERVICE_KEY}"),)
-STARTUP_TIMEOUT_S = 30.0
 
 
 # -- replicas as processes -------------------------------------------------------------------
 
 
-@dataclass
-class Replica:
-    """One ``python -m gateway serve`` process, its log file and its bound gRPC port."""
-
-    name: str
-    proc: asyncio.subprocess.Process
-    log: Path
-    port: int = 0
-
-    @property
-    def addr(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def log_tail(self, lines: int = 25) -> str:
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return f"--- {self.name} log ---\n" + "\n".join(text.splitlines()[-lines:])
-
-    async def kill(self) -> int:
-        """SIGKILL, like a crashed machine; returns the exit status."""
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGKILL)
-        async with asyncio.timeout(10):
-            return await self.proc.wait()
-
-    async def terminate(self) -> None:
-        """SIGTERM (graceful), SIGKILL if it has not exited within a few seconds."""
-        if self.proc.returncode is not None:
-            return
-        self.proc.terminate()
-        try:
-            async with asyncio.timeout(5):
-                await self.proc.wait()
-        except TimeoutError:
-            self.proc.kill()
-            async with asyncio.timeout(5):
-                await self.proc.wait()
-
-
 def replica_env(database_url: str, double: StreamDouble, **overrides: str) -> dict[str, str]:
     """Production-style environment of a replica (nothing inherited from CHAT_GATEWAY_*)."""
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("CHAT_GATEWAY_", "GETSTREAM_", "STREAM_CHAT"))
-    }
-    return {
-        **base,
-        "GETSTREAM_API_KEY": STREAM_TEST_KEY,
-        "GETSTREAM_API_SECRET": STREAM_TEST_SECRET,
-        "CHAT_GATEWAY_BACKEND": "stream",
-        "STREAM_CHAT_URL": double.url,
-        "CHAT_GATEWAY_SERVICES": (
-            f"order-service:{hash_key(ORDER_SERVICE_KEY)}:EnsureOrderChannel,AuthorizeParticipant"
-        ),
-        "CHAT_GATEWAY_DATABASE_URL": database_url,
-        "CHAT_GATEWAY_GRPC_ADDR": "127.0.0.1:0",  # a free port, distinct per replica
-        "CHAT_GATEWAY_HTTP_ADDR": "127.0.0.1:0",
-        "CHAT_GATEWAY_LOG_LEVEL": "INFO",
-        **overrides,
-    }
-
-
-async def _wait_serving(replica: Replica, deadline: float) -> None:
-    """Wait for the "gateway serving" log line, then for health SERVING (both bounded)."""
-    polls = int(STARTUP_TIMEOUT_S / 0.05) + 1
-    replica.port = await logged_grpc_port(replica.proc, replica.log, deadline)
-    if replica.port == 0:
-        pytest.fail(
-            f"replica {replica.name} did not start (exit status {replica.proc.returncode})"
-            f"\n{replica.log_tail()}"
-        )
-    async with grpc.aio.insecure_channel(replica.addr) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        for _ in range(polls):
-            with contextlib.suppress(grpc.aio.AioRpcError):
-                reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            if time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.05)
-    pytest.fail(f"replica {replica.name} not SERVING\n{replica.log_tail()}")
-
-
-@contextlib.asynccontextmanager
-async def running_replicas(
-    count: int, env: dict[str, str], tmp_path: Path
-) -> AsyncIterator[list[Replica]]:
-    """Start ``count`` replicas at once (they race on the migrations); stop them afterwards."""
-    replicas: list[Replica] = []
-    try:
-        for index in range(count):
-            name = "AB"[index] if count <= 2 else f"r{index}"
-            log = tmp_path / f"replica-{name}.log"
-            replicas.append(Replica(name, await spawn(env, log, dev=False), log))
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        await asyncio.gather(*(_wait_serving(r, deadline) for r in replicas))
-        yield replicas
-    finally:
-        await asyncio.gather(*(r.terminate() for r in replicas), return_exceptions=True)
-
-
-# -- helpers -------------------------------------------------------------------------------
-
-
-def ensure_request(order_id: str) -> pb.EnsureOrderChannelRequest:
-    return pb.EnsureOrderChannelRequest(
-        order_id=order_id,
-        buyer=pb.Participant(user_id=f"b-{order_id}", display_name="Buyer"),
-        seller=pb.Participant(user_id=f"s-{order_id}", display_name="Seller"),
+    return gateway_environ(
+        {
+            "GETSTREAM_API_KEY": STREAM_TEST_KEY,
+            "GETSTREAM_API_SECRET": STREAM_TEST_SECRET,
+            "CHAT_GATEWAY_BACKEND": "stream",
+            "STREAM_CHAT_URL": double.url,
+            "CHAT_GATEWAY_SERVICES": (
+                f"order-service:{hash_key(ORDER_SERVICE_KEY)}"
+                ":EnsureOrderChannel,AuthorizeParticipant"
+            ),
+            "CHAT_GATEWAY_DATABASE_URL": database_url,
+            "CHAT_GATEWAY_GRPC_ADDR": "127.0.0.1:0",  # a free port, distinct per replica
+            "CHAT_GATEWAY_HTTP_ADDR": "127.0.0.1:0",
+            "CHAT_GATEWAY_LOG_LEVEL": "INFO",
+            **overrides,
+        }
     )
 
 
-def cid_of(order_id: str) -> str:
-    return f"messaging:order-{order_id}"
+async def start_replicas(children: GatewayChildren, env: dict[str, str]) -> list[GatewayChild]:
+    """Start two replicas at once (they race on the migrations) and wait until both serve;
+    they are stopped after the test."""
+    replicas = [await children.spawn(env, dev=False, name=f"replica-{n}") for n in "AB"]
+    await asyncio.gather(*(r.wait_serving() for r in replicas))
+    return replicas
+
+
+@contextlib.asynccontextmanager
+async def replica_stubs(
+    replicas: list[GatewayChild],
+) -> AsyncIterator[list[pb_grpc.ChatGatewayAsyncStub]]:
+    """One ChatGateway stub per replica, each on its own channel."""
+    async with contextlib.AsyncExitStack() as stack:
+        yield [
+            pb_grpc.ChatGatewayStub(
+                await stack.enter_async_context(grpc.aio.insecure_channel(r.grpc_addr))
+            )
+            for r in replicas
+        ]
+
+
+# -- helpers -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -204,16 +131,18 @@ def synced(rows: dict[str, Row], order_id: str) -> datetime:
 async def wait_all_synced(url: str, order_ids: set[str], timeout_s: float) -> dict[str, Row]:
     """Poll the registry until every order in ``order_ids`` is synced (bounded)."""
     rows: dict[str, Row] = {}
-    deadline = time.monotonic() + timeout_s
-    for _ in range(int(timeout_s / 0.05) + 1):
-        rows = await db_rows(url)
-        if all(o in rows and rows[o].sync_state == "synced" for o in order_ids):
-            return rows
-        if time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.05)
-    pending = sorted(o for o in order_ids if o not in rows or rows[o].sync_state != "synced")
-    pytest.fail(f"{len(pending)} order(s) not synced after {timeout_s}s: {pending[:10]}")
+
+    async def all_synced() -> bool:
+        rows.clear()
+        rows.update(await db_rows(url))
+        return all(o in rows and rows[o].sync_state == "synced" for o in order_ids)
+
+    def pending() -> str:
+        left = sorted(o for o in order_ids if o not in rows or rows[o].sync_state != "synced")
+        return f"{len(left)} order(s) not synced: {left[:10]}"
+
+    await eventually(all_synced, timeout_s=timeout_s, message=pending)
+    return rows
 
 
 def get_or_create_calls(double: StreamDouble) -> Counter[str]:
@@ -241,7 +170,7 @@ CALLS = 500
 
 
 async def test_two_replicas_500_concurrent_calls_create_each_channel_exactly_once(
-    pg_url: str, stream_double: StreamDouble, tmp_path: Path
+    pg_url: str, stream_double: StreamDouble, gateway_children: GatewayChildren
 ) -> None:
     # Generous Stream bounds: an inline attempt never times out here, so a second
     # get-or-create call for an order could only come from double processing.
@@ -261,86 +190,79 @@ async def test_two_replicas_500_concurrent_calls_create_each_channel_exactly_onc
     plan = [(order_ids[j % ORDERS], (j + j // ORDERS) % 2) for j in range(CALLS)]
     random.Random(6).shuffle(plan)
 
-    async with running_replicas(2, env, tmp_path) as replicas:
-        async with contextlib.AsyncExitStack() as stack:
-            stubs = [
-                pb_grpc.ChatGatewayStub(
-                    await stack.enter_async_context(grpc.aio.insecure_channel(r.addr))
+    replicas = await start_replicas(gateway_children, env)
+    async with replica_stubs(replicas) as stubs:
+        answers: dict[str, list[tuple[int, pb.EnsureOrderChannelResponse]]] = defaultdict(list)
+        errors: list[tuple[str, int, grpc.StatusCode]] = []
+
+        async def ensure(order_id: str, which: int) -> None:
+            try:
+                reply = await stubs[which].EnsureOrderChannel(
+                    own_parties_request(order_id), metadata=ORDER_SERVICE, timeout=30
                 )
-                for r in replicas
+            except grpc.aio.AioRpcError as exc:
+                errors.append((order_id, which, exc.code()))
+                return
+            answers[order_id].append((which, reply))
+
+        started = time.monotonic()
+        async with asyncio.timeout(45):
+            await asyncio.gather(*(ensure(o, w) for o, w in plan))
+        load_s = time.monotonic() - started
+
+        logs = "\n".join(r.log_tail() for r in replicas)
+        assert not errors, f"{len(errors)} failed call(s), e.g. {errors[:5]}\n{logs}"
+        assert sum(len(v) for v in answers.values()) == CALLS
+        created_by = Counter[int]()
+        for order_id in order_ids:
+            replies = answers[order_id]
+            assert len(replies) == CALLS // ORDERS
+            assert Counter(w for w, _ in replies) in (
+                Counter({0: 3, 1: 2}),
+                Counter({0: 2, 1: 3}),
+            )
+            creators = [w for w, reply in replies if reply.created]
+            assert len(creators) == 1, f"{order_id}: created=true {len(creators)} times"
+            created_by[creators[0]] += 1
+            for _, reply in replies:
+                assert reply.channel.cid == cid_of(order_id)
+                assert reply.channel.buyer_user_id == f"b-{order_id}"
+                assert reply.channel.seller_user_id == f"s-{order_id}"
+        # Both replicas won creation races (the load really was spread).
+        assert created_by[0] > 0 and created_by[1] > 0
+
+        await wait_all_synced(pg_url, set(order_ids), timeout_s=15)
+        assert_double_holds_exactly(stream_double, set(order_ids))
+        queries = get_or_create_calls(stream_double)
+        assert queries == Counter({cid_of(o): 1 for o in order_ids}), {
+            cid: n for cid, n in queries.items() if n != 1
+        }
+
+        # AuthorizeParticipant agrees on both replicas, and is right.
+        async def authorize(which: int, order_id: str, user_id: str) -> tuple[bool, int, str]:
+            reply = await stubs[which].AuthorizeParticipant(
+                pb.AuthorizeParticipantRequest(order_id=order_id, user_id=user_id),
+                metadata=ORDER_SERVICE,
+                timeout=15,
+            )
+            return reply.allowed, int(reply.role), reply.channel.cid
+
+        questions = [(o, u) for o in order_ids for u in (f"b-{o}", f"s-{o}", f"stranger-{o}")]
+        async with asyncio.timeout(30):
+            per_replica = [
+                await asyncio.gather(*(authorize(w, o, u) for o, u in questions)) for w in (0, 1)
             ]
-            answers: dict[str, list[tuple[int, pb.EnsureOrderChannelResponse]]] = defaultdict(list)
-            errors: list[tuple[str, int, grpc.StatusCode]] = []
-
-            async def ensure(order_id: str, which: int) -> None:
-                try:
-                    reply = await stubs[which].EnsureOrderChannel(
-                        ensure_request(order_id), metadata=ORDER_SERVICE, timeout=30
-                    )
-                except grpc.aio.AioRpcError as exc:
-                    errors.append((order_id, which, exc.code()))
-                    return
-                answers[order_id].append((which, reply))
-
-            started = time.monotonic()
-            async with asyncio.timeout(45):
-                await asyncio.gather(*(ensure(o, w) for o, w in plan))
-            load_s = time.monotonic() - started
-
-            logs = "\n".join(r.log_tail() for r in replicas)
-            assert not errors, f"{len(errors)} failed call(s), e.g. {errors[:5]}\n{logs}"
-            assert sum(len(v) for v in answers.values()) == CALLS
-            created_by = Counter[int]()
-            for order_id in order_ids:
-                replies = answers[order_id]
-                assert len(replies) == CALLS // ORDERS
-                assert Counter(w for w, _ in replies) in (
-                    Counter({0: 3, 1: 2}),
-                    Counter({0: 2, 1: 3}),
-                )
-                creators = [w for w, reply in replies if reply.created]
-                assert len(creators) == 1, f"{order_id}: created=true {len(creators)} times"
-                created_by[creators[0]] += 1
-                for _, reply in replies:
-                    assert reply.channel.cid == cid_of(order_id)
-                    assert reply.channel.buyer_user_id == f"b-{order_id}"
-                    assert reply.channel.seller_user_id == f"s-{order_id}"
-            # Both replicas won creation races (the load really was spread).
-            assert created_by[0] > 0 and created_by[1] > 0
-
-            await wait_all_synced(pg_url, set(order_ids), timeout_s=15)
-            assert_double_holds_exactly(stream_double, set(order_ids))
-            queries = get_or_create_calls(stream_double)
-            assert queries == Counter({cid_of(o): 1 for o in order_ids}), {
-                cid: n for cid, n in queries.items() if n != 1
-            }
-
-            # AuthorizeParticipant agrees on both replicas, and is right.
-            async def authorize(which: int, order_id: str, user_id: str) -> tuple[bool, int, str]:
-                reply = await stubs[which].AuthorizeParticipant(
-                    pb.AuthorizeParticipantRequest(order_id=order_id, user_id=user_id),
-                    metadata=ORDER_SERVICE,
-                    timeout=15,
-                )
-                return reply.allowed, int(reply.role), reply.channel.cid
-
-            questions = [(o, u) for o in order_ids for u in (f"b-{o}", f"s-{o}", f"stranger-{o}")]
-            async with asyncio.timeout(30):
-                per_replica = [
-                    await asyncio.gather(*(authorize(w, o, u) for o, u in questions))
-                    for w in (0, 1)
-                ]
-            assert per_replica[0] == per_replica[1]
-            expected = [
-                (True, pb.PARTICIPANT_ROLE_BUYER, cid_of(o))
-                if u.startswith("b-")
-                else (True, pb.PARTICIPANT_ROLE_SELLER, cid_of(o))
-                if u.startswith("s-")
-                else (False, pb.PARTICIPANT_ROLE_UNSPECIFIED, "")
-                for o, u in questions
-            ]
-            assert per_replica[0] == expected
-            assert all(r.proc.returncode is None for r in replicas)
+        assert per_replica[0] == per_replica[1]
+        expected = [
+            (True, pb.PARTICIPANT_ROLE_BUYER, cid_of(o))
+            if u.startswith("b-")
+            else (True, pb.PARTICIPANT_ROLE_SELLER, cid_of(o))
+            if u.startswith("s-")
+            else (False, pb.PARTICIPANT_ROLE_UNSPECIFIED, "")
+            for o, u in questions
+        ]
+        assert per_replica[0] == expected
+        assert all(r.proc.returncode is None for r in replicas)
     logger.info(
         "replicas: %d calls over %d orders in %.2fs; created on A=%d B=%d; "
         "get-or-create calls at the double=%d",
@@ -362,7 +284,7 @@ CLAIM_SLACK_S = 5.0  # ChatService claims a new order for its inline budget + 5 
 
 
 async def test_sigkill_of_a_replica_with_pending_orders_the_other_finishes_them(
-    pg_url: str, stream_double: StreamDouble, tmp_path: Path
+    pg_url: str, stream_double: StreamDouble, gateway_children: GatewayChildren
 ) -> None:
     env = replica_env(
         pg_url,
@@ -375,81 +297,79 @@ async def test_sigkill_of_a_replica_with_pending_orders_the_other_finishes_them(
     )
     acked = [f"kill-acked-{i}" for i in range(ACKED)]
     in_flight = [f"kill-inflight-{i}" for i in range(IN_FLIGHT)]
-    async with running_replicas(2, env, tmp_path) as (doomed, survivor):
-        await stream_double.stop()  # Stream outage: connection refused
-        async with grpc.aio.insecure_channel(doomed.addr) as channel:
-            stub = pb_grpc.ChatGatewayStub(channel)
-            # A short deadline shrinks the inline attempt (80 % of it): these come back
-            # PENDING, with the failure recorded and the order left to the sync workers.
-            replies = await asyncio.gather(
-                *(
-                    stub.EnsureOrderChannel(ensure_request(o), metadata=ORDER_SERVICE, timeout=1.0)
-                    for o in acked
-                )
+    doomed, survivor = await start_replicas(gateway_children, env)
+    await stream_double.stop()  # Stream outage: connection refused
+    async with grpc.aio.insecure_channel(doomed.grpc_addr) as channel:
+        stub = pb_grpc.ChatGatewayStub(channel)
+        # A short deadline shrinks the inline attempt (80 % of it): these come back
+        # PENDING, with the failure recorded and the order left to the sync workers.
+        replies = await asyncio.gather(
+            *(
+                stub.EnsureOrderChannel(own_parties_request(o), metadata=ORDER_SERVICE, timeout=1.0)
+                for o in acked
             )
-            assert all(r.created and r.channel.sync_state == pb.SYNC_STATE_PENDING for r in replies)
-            # These get the full inline budget; the replica dies while retrying them.
-            calls = [
-                asyncio.ensure_future(
-                    stub.EnsureOrderChannel(ensure_request(o), metadata=ORDER_SERVICE, timeout=20)
-                )
-                for o in in_flight
-            ]
-            try:
-                rows: dict[str, Row] = {}
-                deadline = time.monotonic() + 5
-                for _ in range(100):  # until the doomed replica has committed them
-                    rows = await db_rows(pg_url)
-                    if all(o in rows for o in in_flight) or time.monotonic() > deadline:
-                        break
-                    await asyncio.sleep(0.05)
-                assert all(o in rows for o in in_flight), doomed.log_tail()
-                assert await doomed.kill() == -signal.SIGKILL
-                killed_at = time.monotonic()
-            finally:
-                outcomes = await asyncio.gather(*calls, return_exceptions=True)
-        # Nobody was told these orders exist: the calls died with the replica.
-        assert all(isinstance(o, grpc.aio.AioRpcError) for o in outcomes), outcomes
-
-        at_kill = await db_rows(pg_url)
-        assert {o: at_kill[o].sync_state for o in acked + in_flight} == dict.fromkeys(
-            acked + in_flight, "pending"
         )
-        # The dead replica still holds its inline claims on the in-flight orders.
-        now = datetime.now(at_kill[in_flight[0]].claimed_until.tzinfo)
-        held = {o: at_kill[o].claimed_until for o in in_flight}
-        assert all(until > now for until in held.values()), (now, held)
+        assert all(r.created and r.channel.sync_state == pb.SYNC_STATE_PENDING for r in replies)
+        # These get the full inline budget; the replica dies while retrying them.
+        calls = [
+            asyncio.ensure_future(
+                stub.EnsureOrderChannel(own_parties_request(o), metadata=ORDER_SERVICE, timeout=20)
+            )
+            for o in in_flight
+        ]
+        try:
 
-        await stream_double.start()  # Stream is back (same port)
-        back_at = time.monotonic()
-        back_wall = datetime.now(now.tzinfo)
-        rows = await wait_all_synced(pg_url, set(acked + in_flight), timeout_s=20)
-        done_at = time.monotonic()
+            async def committed() -> bool:  # the doomed replica has committed them
+                rows = await db_rows(pg_url)
+                return all(o in rows for o in in_flight)
 
-        # The survivor respected the dead replica's claims: nothing synced before they ran out.
-        for order_id in in_flight:
-            assert synced(rows, order_id) >= held[order_id], order_id
-        takeover_lag_s = max((synced(rows, o) - held[o]).total_seconds() for o in in_flight)
-        acked_sync_s = max((synced(rows, o) - back_wall).total_seconds() for o in acked)
-        assert takeover_lag_s < 3.0, takeover_lag_s
-        assert acked_sync_s < 3.0, acked_sync_s
+            await eventually(committed, timeout_s=5, message=doomed.log_tail)
+            assert await doomed.kill() == -signal.SIGKILL
+            killed_at = time.monotonic()
+        finally:
+            outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    # Nobody was told these orders exist: the calls died with the replica.
+    assert all(isinstance(o, grpc.aio.AioRpcError) for o in outcomes), outcomes
 
-        everything = set(acked + in_flight)
-        assert_double_holds_exactly(stream_double, everything)
-        # Only the survivor reached Stream after the outage, once per order.
-        assert get_or_create_calls(stream_double) == Counter({cid_of(o): 1 for o in everything})
+    at_kill = await db_rows(pg_url)
+    assert {o: at_kill[o].sync_state for o in acked + in_flight} == dict.fromkeys(
+        acked + in_flight, "pending"
+    )
+    # The dead replica still holds its inline claims on the in-flight orders.
+    now = datetime.now(at_kill[in_flight[0]].claimed_until.tzinfo)
+    held = {o: at_kill[o].claimed_until for o in in_flight}
+    assert all(until > now for until in held.values()), (now, held)
 
-        async with grpc.aio.insecure_channel(survivor.addr) as channel:
-            stub = pb_grpc.ChatGatewayStub(channel)
-            for order_id in sorted(everything):
-                answer = await stub.AuthorizeParticipant(
-                    pb.AuthorizeParticipantRequest(order_id=order_id, user_id=f"s-{order_id}"),
-                    metadata=ORDER_SERVICE,
-                    timeout=5,
-                )
-                assert answer.allowed and answer.role == pb.PARTICIPANT_ROLE_SELLER
-                assert answer.channel.sync_state == pb.SYNC_STATE_SYNCED
-        assert survivor.proc.returncode is None
+    await stream_double.start()  # Stream is back (same port)
+    back_at = time.monotonic()
+    back_wall = datetime.now(now.tzinfo)
+    rows = await wait_all_synced(pg_url, set(acked + in_flight), timeout_s=20)
+    done_at = time.monotonic()
+
+    # The survivor respected the dead replica's claims: nothing synced before they ran out.
+    for order_id in in_flight:
+        assert synced(rows, order_id) >= held[order_id], order_id
+    takeover_lag_s = max((synced(rows, o) - held[o]).total_seconds() for o in in_flight)
+    acked_sync_s = max((synced(rows, o) - back_wall).total_seconds() for o in acked)
+    assert takeover_lag_s < 3.0, takeover_lag_s
+    assert acked_sync_s < 3.0, acked_sync_s
+
+    everything = set(acked + in_flight)
+    assert_double_holds_exactly(stream_double, everything)
+    # Only the survivor reached Stream after the outage, once per order.
+    assert get_or_create_calls(stream_double) == Counter({cid_of(o): 1 for o in everything})
+
+    async with grpc.aio.insecure_channel(survivor.grpc_addr) as channel:
+        stub = pb_grpc.ChatGatewayStub(channel)
+        for order_id in sorted(everything):
+            answer = await stub.AuthorizeParticipant(
+                pb.AuthorizeParticipantRequest(order_id=order_id, user_id=f"s-{order_id}"),
+                metadata=ORDER_SERVICE,
+                timeout=5,
+            )
+            assert answer.allowed and answer.role == pb.PARTICIPANT_ROLE_SELLER
+            assert answer.channel.sync_state == pb.SYNC_STATE_SYNCED
+    assert survivor.proc.returncode is None
     logger.info(
         "sigkill: all %d orders synced %.2fs after the kill, %.2fs after Stream was back; "
         "acked orders synced within %.2fs of Stream's return; in-flight orders taken over "
@@ -471,7 +391,9 @@ DOWN_S = 3.0
 
 
 async def test_database_restart_under_load_on_replicas_loses_and_duplicates_nothing(
-    pg_private: PostgresServer, stream_double: StreamDouble, tmp_path: Path
+    pg_private: PostgresServer,
+    stream_double: StreamDouble,
+    gateway_children: GatewayChildren,
 ) -> None:
     url = pg_private.create_database()
     env = replica_env(
@@ -484,74 +406,34 @@ async def test_database_restart_under_load_on_replicas_loses_and_duplicates_noth
         CHAT_GATEWAY_SYNC_LEASE="2",
         CHAT_GATEWAY_SYNC_BACKOFF_CAP="0.4",
     )
-    created_flags: dict[str, list[bool]] = defaultdict(list)  # acknowledged orders
-    attempted: set[str] = set()
-    failures: list[tuple[float, grpc.StatusCode]] = []  # (latency s, code)
-    ok_times: list[float] = []
-    ids = itertools.count()
-    stop = asyncio.Event()
-    async with running_replicas(2, env, tmp_path) as replicas:
-        async with contextlib.AsyncExitStack() as stack:
-            stubs = [
-                pb_grpc.ChatGatewayStub(
-                    await stack.enter_async_context(grpc.aio.insecure_channel(r.addr))
-                )
-                for r in replicas
-            ]
+    replicas = await start_replicas(gateway_children, env)
+    async with replica_stubs(replicas) as stubs:
+        load = OrderLoad(
+            stubs, clients=CLIENTS, prefix="pg-", call_timeout_s=10, metadata=ORDER_SERVICE
+        )
+        async with load:
+            await asyncio.sleep(1.5)
+            acked_before = len(load.created_flags)
+            # pg_ctl blocks; the double lives in this loop, so run it in a thread.
+            await asyncio.to_thread(pg_private.stop, "immediate")
+            down_at = time.monotonic()
+            await asyncio.sleep(DOWN_S)
+            await asyncio.to_thread(pg_private.start)
+            up_at = time.monotonic()
+            recovery_s = await load.recovery_after(up_at)
+            await asyncio.sleep(1.5)
+        created_flags, failures = load.created_flags, load.failures
 
-            async def client(number: int) -> None:
-                while not stop.is_set():
-                    order_id = f"pg-{next(ids)}"
-                    attempted.add(order_id)
-                    for attempt in range(300):  # bounded retries of one order, like a caller
-                        which = (number + attempt) % 2  # a retry goes to the other replica
-                        started = time.monotonic()
-                        try:
-                            reply = await stubs[which].EnsureOrderChannel(
-                                ensure_request(order_id), metadata=ORDER_SERVICE, timeout=10
-                            )
-                        except grpc.aio.AioRpcError as exc:
-                            failures.append((time.monotonic() - started, exc.code()))
-                            await asyncio.sleep(0.05)
-                            continue
-                        created_flags[order_id].append(reply.created)
-                        ok_times.append(time.monotonic())
-                        break
-                    await asyncio.sleep(0.01)
+        # Every acknowledged order, asked again on either replica, is known.
+        for n, order_id in enumerate(sorted(created_flags)):
+            again = await stubs[n % 2].EnsureOrderChannel(
+                own_parties_request(order_id), metadata=ORDER_SERVICE, timeout=10
+            )
+            assert not again.created and again.channel.cid == cid_of(order_id)
 
-            tasks = [asyncio.create_task(client(n)) for n in range(CLIENTS)]
-            try:
-                await asyncio.sleep(1.5)
-                acked_before = len(created_flags)
-                # pg_ctl blocks; the double lives in this loop, so run it in a thread.
-                await asyncio.to_thread(pg_private.stop, "immediate")
-                down_at = time.monotonic()
-                await asyncio.sleep(DOWN_S)
-                await asyncio.to_thread(pg_private.start)
-                up_at = time.monotonic()
-                for _ in range(300):  # bounded wait for the first success after it
-                    if (ok_times and ok_times[-1] > up_at) or time.monotonic() > up_at + 15:
-                        break
-                    await asyncio.sleep(0.05)
-                recovery_s = min((t for t in ok_times if t > up_at), default=float("inf")) - up_at
-                await asyncio.sleep(1.5)
-            finally:
-                stop.set()
-                async with asyncio.timeout(30):
-                    await asyncio.gather(*tasks, return_exceptions=True)
-            for task in tasks:
-                task.result()  # a client that crashed fails the test here
-
-            # Every acknowledged order, asked again on either replica, is known.
-            for n, order_id in enumerate(sorted(created_flags)):
-                again = await stubs[n % 2].EnsureOrderChannel(
-                    ensure_request(order_id), metadata=ORDER_SERVICE, timeout=10
-                )
-                assert not again.created and again.channel.cid == cid_of(order_id)
-
-            stored = set(await db_rows(url))
-            rows = await wait_all_synced(url, stored, timeout_s=20)
-            assert all(r.proc.returncode is None for r in replicas), "a replica died"
+        stored = set(await db_rows(url))
+        rows = await wait_all_synced(url, stored, timeout_s=20)
+        assert all(r.proc.returncode is None for r in replicas), "a replica died"
     latencies = [latency for latency, _ in failures]
     logger.info(
         "replicas through a database restart: acked=%d (before crash %d) attempted=%d "
@@ -559,7 +441,7 @@ async def test_database_restart_under_load_on_replicas_loses_and_duplicates_noth
         "restart; get-or-create calls=%d for %d channels",
         len(created_flags),
         acked_before,
-        len(attempted),
+        len(load.attempted),
         len(rows),
         len(failures),
         max(latencies, default=0.0),
@@ -575,7 +457,7 @@ async def test_database_restart_under_load_on_replicas_loses_and_duplicates_noth
     assert max(latencies) < DB_TIMEOUT_S + 2.0  # fail fast, never hang
     assert recovery_s < 10.0
     # No lost order: everything acknowledged is stored; nothing unknown was stored.
-    assert set(created_flags) <= stored <= attempted
+    assert set(created_flags) <= stored <= load.attempted
     # Reported created at most once, and never again after a first answer.
     assert all(flags.count(True) <= 1 for flags in created_flags.values())
     assert all(not any(flags[1:]) for flags in created_flags.values())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Awaitable
 from typing import Any
 
 import grpc
@@ -17,19 +18,8 @@ from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
 
 from gateway.app import Gateway
 from gateway.config import DEV_STREAM_API_SECRET
-from tests.conftest import ORDER_SERVICE, WEB_BACKEND
-
-Metadata = tuple[tuple[str, str], ...]
-
-
-def ensure_request(
-    order_id: str = "ord-1", buyer: str = "buyer-42", seller: str = "seller-7", **buyer_fields: str
-) -> pb.EnsureOrderChannelRequest:
-    return pb.EnsureOrderChannelRequest(
-        order_id=order_id,
-        buyer=pb.Participant(user_id=buyer, **buyer_fields),
-        seller=pb.Participant(user_id=seller, display_name="Sam Seller"),
-    )
+from tests.helpers.builders import ensure_request, participant
+from tests.helpers.rpc import GATEWAY_METHOD, ORDER_SERVICE, WEB_BACKEND, Metadata, status_of
 
 
 def rows(gateway: Gateway) -> list[tuple[Any, ...]]:
@@ -37,14 +27,6 @@ def rows(gateway: Gateway) -> list[tuple[Any, ...]]:
     path = gateway.settings.registry.database_url.removeprefix("sqlite:///")
     with sqlite3.connect(path) as conn:
         return conn.execute("SELECT * FROM orders ORDER BY order_id").fetchall()
-
-
-async def status_of(call: Any) -> grpc.StatusCode:
-    try:
-        await call
-    except grpc.aio.AioRpcError as exc:
-        return exc.code()
-    return grpc.StatusCode.OK
 
 
 async def test_issue_token(stub: pb_grpc.ChatGatewayAsyncStub) -> None:
@@ -85,17 +67,26 @@ async def test_conflict_is_failed_precondition_and_changes_nothing(
     assert rows(gateway) == before
 
 
-async def test_authorize(stub: pb_grpc.ChatGatewayAsyncStub) -> None:
+async def test_authorize_a_participant(stub: pb_grpc.ChatGatewayAsyncStub) -> None:
     await stub.EnsureOrderChannel(ensure_request(), metadata=ORDER_SERVICE)
     seller = await stub.AuthorizeParticipant(
-        pb.AuthorizeParticipantRequest(order_id="ord-1", user_id="seller-7"), metadata=WEB_BACKEND
+        pb.AuthorizeParticipantRequest(order_id="ord-1", user_id="seller-1"), metadata=WEB_BACKEND
     )
     assert seller.allowed and seller.role == pb.PARTICIPANT_ROLE_SELLER
     assert seller.channel.cid == "messaging:order-ord-1"
+
+
+async def test_authorize_a_stranger(stub: pb_grpc.ChatGatewayAsyncStub) -> None:
+    await stub.EnsureOrderChannel(ensure_request(), metadata=ORDER_SERVICE)
     stranger = await stub.AuthorizeParticipant(
         pb.AuthorizeParticipantRequest(order_id="ord-1", user_id="mallory"), metadata=WEB_BACKEND
     )
     assert not stranger.allowed and not stranger.HasField("channel")
+
+
+async def test_authorize_on_an_unknown_order_is_not_found(
+    stub: pb_grpc.ChatGatewayAsyncStub,
+) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await stub.AuthorizeParticipant(
             pb.AuthorizeParticipantRequest(order_id="ord-404", user_id="u"), metadata=WEB_BACKEND
@@ -113,9 +104,17 @@ INVALID_REQUESTS: list[tuple[str, Any, str]] = [
     ),
     ("EnsureOrderChannel", pb.EnsureOrderChannelRequest(order_id="o"), "buyer.user_id"),
     ("EnsureOrderChannel", ensure_request(order_id=""), "order_id"),
-    ("EnsureOrderChannel", ensure_request(seller="buyer-42"), "seller.user_id"),
-    ("EnsureOrderChannel", ensure_request(image_url="javascript:alert(1)"), "buyer.image_url"),
-    ("EnsureOrderChannel", ensure_request(display_name="x" * 101), "buyer.display_name"),
+    ("EnsureOrderChannel", ensure_request(seller="buyer-1"), "seller.user_id"),
+    (
+        "EnsureOrderChannel",
+        ensure_request(buyer=participant("buyer-1", image_url="javascript:alert(1)")),
+        "buyer.image_url",
+    ),
+    (
+        "EnsureOrderChannel",
+        ensure_request(buyer=participant("buyer-1", "x" * 101)),
+        "buyer.display_name",
+    ),
     ("AuthorizeParticipant", pb.AuthorizeParticipantRequest(order_id="o", user_id=""), "user_id"),
 ]
 
@@ -152,7 +151,7 @@ async def test_hostile_input_is_rejected_and_registry_unchanged(
 ) -> None:
     await stub.EnsureOrderChannel(ensure_request(order_id="existing"), metadata=ORDER_SERVICE)
     before = rows(gateway)
-    calls = [
+    calls: list[Awaitable[Any]] = [
         stub.EnsureOrderChannel(ensure_request(order_id=value), metadata=ORDER_SERVICE),
         stub.EnsureOrderChannel(ensure_request(buyer=value), metadata=ORDER_SERVICE),
         stub.EnsureOrderChannel(ensure_request(seller=value), metadata=ORDER_SERVICE),
@@ -169,7 +168,7 @@ async def test_hostile_input_is_rejected_and_registry_unchanged(
     assert codes == [grpc.StatusCode.INVALID_ARGUMENT] * len(calls)
     assert rows(gateway) == before
     still = await stub.AuthorizeParticipant(
-        pb.AuthorizeParticipantRequest(order_id="existing", user_id="buyer-42"),
+        pb.AuthorizeParticipantRequest(order_id="existing", user_id="buyer-1"),
         metadata=ORDER_SERVICE,
     )
     assert still.allowed
@@ -182,7 +181,9 @@ async def test_hostile_display_names_are_rejected(
     stub: pb_grpc.ChatGatewayAsyncStub, gateway: Gateway, name: str
 ) -> None:
     code = await status_of(
-        stub.EnsureOrderChannel(ensure_request(display_name=name), metadata=ORDER_SERVICE)
+        stub.EnsureOrderChannel(
+            ensure_request(buyer=participant("buyer-1", name)), metadata=ORDER_SERVICE
+        )
     )
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert rows(gateway) == []
@@ -203,7 +204,9 @@ async def test_hostile_image_urls_are_rejected(
     stub: pb_grpc.ChatGatewayAsyncStub, gateway: Gateway, url: str
 ) -> None:
     code = await status_of(
-        stub.EnsureOrderChannel(ensure_request(image_url=url), metadata=ORDER_SERVICE)
+        stub.EnsureOrderChannel(
+            ensure_request(buyer=participant("buyer-1", image_url=url)), metadata=ORDER_SERVICE
+        )
     )
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert rows(gateway) == []
@@ -212,7 +215,7 @@ async def test_hostile_image_urls_are_rejected(
 async def test_oversized_message_is_refused_and_server_keeps_serving(
     stub: pb_grpc.ChatGatewayAsyncStub, gateway: Gateway
 ) -> None:
-    huge = ensure_request(display_name="x" * 100_000)
+    huge = ensure_request(buyer=participant("buyer-1", "x" * 100_000))
     code = await status_of(stub.EnsureOrderChannel(huge, metadata=ORDER_SERVICE))
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert rows(gateway) == []
@@ -285,11 +288,14 @@ async def test_missing_or_unknown_key_is_unauthenticated(
     assert rows(gateway) == []
 
 
-async def test_health_and_reflection_need_no_key(channel: grpc.aio.Channel) -> None:
+@pytest.mark.parametrize("service", ["", "tradetrust.chat.v1.ChatGateway"])
+async def test_health_needs_no_key(channel: grpc.aio.Channel, service: str) -> None:
     health = health_pb2_grpc.HealthStub(channel)
-    for service in ("", "tradetrust.chat.v1.ChatGateway"):
-        response = await health.Check(health_pb2.HealthCheckRequest(service=service))
-        assert response.status == health_pb2.HealthCheckResponse.SERVING
+    response = await health.Check(health_pb2.HealthCheckRequest(service=service))
+    assert response.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_reflection_needs_no_key(channel: grpc.aio.Channel) -> None:
     reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
 
     async def one_request() -> Any:
@@ -302,6 +308,6 @@ async def test_health_and_reflection_need_no_key(channel: grpc.aio.Channel) -> N
 
 
 async def test_unknown_method_is_unimplemented(channel: grpc.aio.Channel) -> None:
-    method: Any = channel.unary_unary("/tradetrust.chat.v1.ChatGateway/DeleteEverything")
+    method: Any = channel.unary_unary(GATEWAY_METHOD + "DeleteEverything")
     call = method(b"", metadata=ORDER_SERVICE)
     assert await status_of(call) == grpc.StatusCode.UNIMPLEMENTED

@@ -4,26 +4,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import pytest
 
 from gateway.chat import ChatBackendError
 from gateway.chat.stream import StreamChatBackend
-from gateway.domain import OrderChannel, Participant, SyncState
-from tests.conftest import SettingsFactory
+from gateway.domain import OrderChannel, Participant
+from tests.helpers.builders import order_channel
+from tests.helpers.gateways import SettingsFactory
 from tests.stream_double import StreamDouble
 
 
 def _channel(order_id: str) -> OrderChannel:
-    return OrderChannel(
-        order_id=order_id,
-        channel_type="messaging",
-        channel_id=f"order-{order_id}",
-        buyer=Participant("buyer-1", "Ana"),
-        seller=Participant("seller-1", "Sam"),
-        sync_state=SyncState.PENDING,
-        create_time=datetime.now(UTC),
+    return order_channel(
+        order_id, buyer=Participant("buyer-1", "Ana"), seller=Participant("seller-1", "Sam")
     )
 
 
@@ -59,7 +53,7 @@ async def test_4xx_is_permanent(
     assert not failure.value.transient
 
 
-async def test_outage_and_slowness_are_transient_and_bounded(
+async def test_slowness_is_transient_and_bounded(
     backend: StreamChatBackend, stream_double: StreamDouble
 ) -> None:
     stream_double.delay_s = 5.0
@@ -69,6 +63,8 @@ async def test_outage_and_slowness_are_transient_and_bounded(
     assert slow.value.transient
     assert time.monotonic() - started < 1.5  # CHAT_GATEWAY_STREAM_TIMEOUT=1
 
+
+async def test_outage_is_transient(backend: StreamChatBackend, stream_double: StreamDouble) -> None:
     await stream_double.stop()
     with pytest.raises(ChatBackendError) as down:
         await backend.ensure_channel(_channel("o-down"))
@@ -85,7 +81,14 @@ async def test_429_gives_retry_after_from_reset_header(
     assert failure.value.transient and retry_after is not None
     assert reset - time.time() <= retry_after <= reset - time.time() + 0.2
 
-    # Until then nothing is sent: the next call fails locally.
+
+async def test_after_a_429_nothing_is_sent_until_the_reset(
+    backend: StreamChatBackend, stream_double: StreamDouble
+) -> None:
+    stream_double.rate_limit(1.0)
+    with pytest.raises(ChatBackendError):
+        await backend.ensure_channel(_channel("o-429"))
+    # Until the reset nothing is sent: the next call fails locally.
     with pytest.raises(ChatBackendError):
         await backend.ensure_channel(_channel("o-429-b"))
     assert len(stream_double.calls) == 1

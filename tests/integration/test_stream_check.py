@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
+from typing import Any
 
-from tests.gateway_process import REPO as REPO_ROOT
+from tests.helpers.processes import REPO, gateway_environ
 from tests.stream_double import StreamDouble
 
 
 async def _check_stream(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("CHAT_GATEWAY_", "GETSTREAM_", "STREAM_CHAT_"))
-    }
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -23,8 +18,8 @@ async def _check_stream(env: dict[str, str], *args: str) -> tuple[int, str, str]
         "check-stream",
         "--dev",
         *args,
-        env={**base, **env},
-        cwd=REPO_ROOT,
+        env=gateway_environ(env),
+        cwd=REPO,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -35,15 +30,22 @@ async def _check_stream(env: dict[str, str], *args: str) -> tuple[int, str, str]
     return proc.returncode, out.decode(), err.decode()
 
 
-async def test_check_reports_then_apply_fixes_channel_type_and_uploads(
-    stream_double: StreamDouble, stream_env: dict[str, str]
-) -> None:
-    messaging = stream_double.channel_types["messaging"]
+def _unready(double: StreamDouble) -> dict[str, Any]:
+    """Turn read events and uploads off on ``messaging`` and allow PDFs for files (the
+    double's image uploads allow every MIME type already): the app is not ready. Returns
+    the ``messaging`` channel type."""
+    messaging = double.channel_types["messaging"]
     messaging.update(read_events=False, uploads=False)
-    stream_double.app["file_upload_config"].update(
+    double.app["file_upload_config"].update(
         allowed_mime_types=["application/pdf"], allowed_file_extensions=[".pdf"]
     )
+    return messaging
 
+
+async def test_check_reports_what_is_not_ready_and_changes_nothing(
+    stream_double: StreamDouble, stream_env: dict[str, str]
+) -> None:
+    messaging = _unready(stream_double)
     code, out, _ = await _check_stream(stream_env)
     assert code == 1
     assert "NOT READY: channel type 'messaging' has read_events, uploads off" in out
@@ -52,6 +54,11 @@ async def test_check_reports_then_apply_fixes_channel_type_and_uploads(
     assert [c.method for c in stream_double.calls] == ["GET", "GET"]  # a check changes nothing
     assert messaging["read_events"] is False
 
+
+async def test_apply_fixes_channel_type_and_uploads(
+    stream_double: StreamDouble, stream_env: dict[str, str]
+) -> None:
+    messaging = _unready(stream_double)
     code, out, _ = await _check_stream(stream_env, "--apply")
     assert code == 0, out
     assert "fixed: channel type 'messaging': turned on read_events, uploads" in out
@@ -64,6 +71,13 @@ async def test_check_reports_then_apply_fixes_channel_type_and_uploads(
         assert ".jpg" in config["allowed_file_extensions"]
         assert ".pdf" not in config["allowed_file_extensions"]
 
+
+async def test_after_apply_the_check_says_ready(
+    stream_double: StreamDouble, stream_env: dict[str, str]
+) -> None:
+    _unready(stream_double)
+    code, out, _ = await _check_stream(stream_env, "--apply")
+    assert code == 0, out
     calls_before = len(stream_double.calls)
     code, out, _ = await _check_stream(stream_env)
     assert code == 0

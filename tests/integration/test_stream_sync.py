@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
 
 import grpc
 import pytest
@@ -20,25 +19,21 @@ from gateway.app import Gateway
 from gateway.channels import channel_id_for
 from gateway.chat import ChatBackendError
 from gateway.chat.stream import StreamChatBackend
-from gateway.domain import OrderChannel, Participant, SyncState
+from gateway.domain import Participant, SyncState
 from gateway.registry.sqlite import SqliteRegistry
-from tests.conftest import ORDER_SERVICE, WEB_BACKEND, SettingsFactory
+from tests.helpers.builders import ensure_request, order_channel, participant
+from tests.helpers.gateways import GatewayFactory, SettingsFactory
+from tests.helpers.polling import eventually
+from tests.helpers.rpc import ORDER_SERVICE, WEB_BACKEND
 from tests.stream_double import StreamDouble
 
 
 @pytest.fixture
-async def stream_gateway(
-    make_settings: SettingsFactory, stream_env: dict[str, str]
-) -> AsyncIterator[Gateway]:
-    settings = make_settings(env=stream_env)
-    assert settings.stream.backend == "stream"
-    gw = Gateway(settings)
-    await gw.start()
+async def stream_gateway(start_gateway: GatewayFactory, stream_env: dict[str, str]) -> Gateway:
+    gw = await start_gateway(stream_env)
+    assert gw.settings.stream.backend == "stream"
     assert isinstance(gw.backend, StreamChatBackend)
-    try:
-        yield gw
-    finally:
-        await gw.stop(grace_s=1.0)
+    return gw
 
 
 @pytest.fixture
@@ -47,28 +42,13 @@ async def stub(stream_gateway: Gateway) -> AsyncIterator[pb_grpc.ChatGatewayAsyn
         yield pb_grpc.ChatGatewayStub(ch)
 
 
-def _request(
-    order_id: str, buyer: str = "buyer-1", seller: str = "seller-1"
-) -> pb.EnsureOrderChannelRequest:
-    return pb.EnsureOrderChannelRequest(
-        order_id=order_id,
-        buyer=pb.Participant(user_id=buyer, display_name=f"{buyer} name"),
-        seller=pb.Participant(
-            user_id=seller, display_name=f"{seller} name", image_url="https://cdn.example.com/s.png"
-        ),
+def _request(order_id: str) -> pb.EnsureOrderChannelRequest:
+    """Buyer and seller with display names, the seller with an avatar."""
+    return ensure_request(
+        order_id,
+        participant("buyer-1", "buyer-1 name"),
+        participant("seller-1", "seller-1 name", "https://cdn.example.com/s.png"),
     )
-
-
-async def _eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 5.0) -> None:
-    """Poll ``check`` every 50 ms until it holds; fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    for _ in range(int(timeout_s / 0.05) + 1):
-        if await check():
-            return
-        if time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.05)
-    pytest.fail(f"condition not met within {timeout_s}s")
 
 
 def _synced(gw: Gateway, *order_ids: str) -> Callable[[], Awaitable[bool]]:
@@ -82,7 +62,7 @@ def _synced(gw: Gateway, *order_ids: str) -> Callable[[], Awaitable[bool]]:
     return check
 
 
-async def test_new_order_creates_channel_with_both_members_in_two_calls(
+async def test_new_order_is_synced_in_two_calls(
     stub: pb_grpc.ChatGatewayAsyncStub, stream_double: StreamDouble
 ) -> None:
     reply = await stub.EnsureOrderChannel(_request("ord-1"), metadata=ORDER_SERVICE, timeout=5)
@@ -94,10 +74,24 @@ async def test_new_order_creates_channel_with_both_members_in_two_calls(
         ("POST", "/users"),
         ("POST", "/channels/messaging/order-ord-1/query"),
     ]
+
+
+async def test_new_order_creates_channel_with_both_members(
+    stub: pb_grpc.ChatGatewayAsyncStub, stream_double: StreamDouble
+) -> None:
+    await stub.EnsureOrderChannel(_request("ord-1"), metadata=ORDER_SERVICE, timeout=5)
+
     stored = stream_double.channels["messaging:order-ord-1"]
     assert sorted(stored.members) == ["buyer-1", "seller-1"]
     assert stored.data["order_id"] == "ord-1"
     assert stored.created_by_id == "tradetrust-system"
+
+
+async def test_new_order_upserts_both_users(
+    stub: pb_grpc.ChatGatewayAsyncStub, stream_double: StreamDouble
+) -> None:
+    await stub.EnsureOrderChannel(_request("ord-1"), metadata=ORDER_SERVICE, timeout=5)
+
     assert stream_double.users["buyer-1"]["name"] == "buyer-1 name"
     assert stream_double.users["seller-1"]["name"] == "seller-1 name"
     assert stream_double.users["seller-1"]["image"] == "https://cdn.example.com/s.png"
@@ -148,7 +142,7 @@ async def test_stream_down_returns_pending_fast_then_worker_syncs(
 
     await asyncio.sleep(0.5)  # the worker keeps failing meanwhile
     await stream_double.start()
-    await _eventually(_synced(stream_gateway, "ord-3"))  # no new RPC
+    await eventually(_synced(stream_gateway, "ord-3"))  # no new RPC
 
     assert sorted(stream_double.channels["messaging:order-ord-3"].members) == [
         "buyer-1",
@@ -177,7 +171,7 @@ async def test_slow_stream_yields_pending_within_deadline_then_syncs(
     assert reply.channel.sync_state == pb.SYNC_STATE_PENDING
     assert time.monotonic() - started < 1.0
     stream_double.delay_s = 0.0
-    await _eventually(_synced(stream_gateway, "ord-5"))
+    await eventually(_synced(stream_gateway, "ord-5"))
     assert "messaging:order-ord-5" in stream_double.channels
 
 
@@ -196,7 +190,7 @@ async def test_rate_limit_storm_no_call_before_reset(
         assert reply.channel.sync_state == pb.SYNC_STATE_PENDING
     assert len(stream_double.calls) == 1
 
-    await _eventually(_synced(stream_gateway, "ord-6", *others), timeout_s=6.0)
+    await eventually(_synced(stream_gateway, "ord-6", *others), timeout_s=6.0)
     later = stream_double.calls[1:]
     assert later and all(c.time >= reset for c in later), [(c.time, reset) for c in later]
     assert [c.status for c in later] == [200] * len(later)
@@ -227,15 +221,7 @@ async def test_wrong_secret_is_a_permanent_401(
         env={**stream_env, "GETSTREAM_API_SECRET": "not-the-secret-of-this-stream-app-at-all"}
     )
     backend = await StreamChatBackend.open(settings.stream)
-    channel = OrderChannel(
-        order_id="ord-8",
-        channel_type="messaging",
-        channel_id="order-ord-8",
-        buyer=Participant("buyer-1"),
-        seller=Participant("seller-1"),
-        sync_state=SyncState.PENDING,
-        create_time=datetime.now(UTC),
-    )
+    channel = order_channel("ord-8")
     try:
         with pytest.raises(ChatBackendError) as failure:
             await backend.ensure_channel(channel)
@@ -249,31 +235,25 @@ async def test_wrong_secret_is_a_permanent_401(
 
 
 async def test_shutdown_is_bounded_while_stream_hangs(
-    make_settings: SettingsFactory, stream_env: dict[str, str], stream_double: StreamDouble
+    start_gateway: GatewayFactory,
+    make_settings: SettingsFactory,
+    stream_env: dict[str, str],
+    stream_double: StreamDouble,
 ) -> None:
-    gw = Gateway(make_settings(env={**stream_env, "CHAT_GATEWAY_STREAM_TIMEOUT": "30"}))
-    await gw.start()
+    gw = await start_gateway({**stream_env, "CHAT_GATEWAY_STREAM_TIMEOUT": "30"})
     stream_double.delay_s = 60.0
     channel, _ = await gw.service.ensure_order_channel(
         "ord-9", Participant("buyer-1"), Participant("seller-1"), time_remaining_s=1.0
     )
     assert channel.sync_state is SyncState.PENDING
-    await _eventually(_worker_waiting(stream_double))  # a worker call is stuck in Stream
+    seen = stream_double.requests_seen
+    await eventually(lambda: stream_double.requests_seen > seen)  # a worker call is stuck
 
     started = time.monotonic()
     await gw.stop(grace_s=0.3)
     assert time.monotonic() - started < 2.0
     stored = await _reopened_state(make_settings, "ord-9")
     assert stored is SyncState.PENDING  # still owed to Stream, picked up at the next start
-
-
-def _worker_waiting(double: StreamDouble) -> Callable[[], Awaitable[bool]]:
-    seen = double.requests_seen
-
-    async def check() -> bool:
-        return double.requests_seen > seen
-
-    return check
 
 
 async def _reopened_state(make_settings: SettingsFactory, order_id: str) -> SyncState | None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import grpc
@@ -15,9 +15,10 @@ import pytest
 from tradetrust.chat.v1 import chat_gateway_pb2 as pb
 from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
 
-from tests.conftest import WEB_BACKEND
-from tests.gateway_process import REPO, wait_serving
-from tests.ports import free_port
+from tests.helpers.polling import eventually
+from tests.helpers.ports import free_port
+from tests.helpers.processes import REPO, wait_serving
+from tests.helpers.rpc import WEB_BACKEND
 
 pytestmark = pytest.mark.slow
 
@@ -27,16 +28,7 @@ def children_of(pid: int) -> list[int]:
     return [int(p) for p in out.stdout.split()]
 
 
-def wait_for(predicate: object, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if callable(predicate) and predicate():
-            return True
-        time.sleep(0.1)
-    return False
-
-
-def start(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
+async def start(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
     grpc_port = free_port()
     env = {
         **os.environ,
@@ -52,9 +44,14 @@ def start(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        assert wait_for(lambda: len(children_of(proc.pid)) == 2, 20), "two workers expected"
-        wait_serving(f"127.0.0.1:{grpc_port}")
-        time.sleep(1.0)  # both workers bound (the first SERVING answer may come from either)
+        await eventually(
+            lambda: len(children_of(proc.pid)) == 2,
+            timeout_s=20,
+            interval_s=0.1,
+            message="two workers expected",
+        )
+        await asyncio.to_thread(wait_serving, f"127.0.0.1:{grpc_port}")
+        await asyncio.sleep(1.0)  # both workers bound (the first SERVING may come from either)
     except BaseException:
         for worker in children_of(proc.pid):
             os.kill(worker, signal.SIGKILL)
@@ -64,8 +61,8 @@ def start(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
     return proc, grpc_port
 
 
-def test_two_workers_share_the_port_and_stop_cleanly(tmp_path: Path) -> None:
-    proc, port = start(tmp_path)
+async def test_two_workers_share_the_port_and_stop_cleanly(tmp_path: Path) -> None:
+    proc, port = await start(tmp_path)
     workers = set(children_of(proc.pid))
     channels = []
     try:
@@ -90,22 +87,20 @@ def test_two_workers_share_the_port_and_stop_cleanly(tmp_path: Path) -> None:
         for channel in channels:
             channel.close()
         proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=40)
+        code = await asyncio.to_thread(proc.wait, 40)
     assert code == 0
     assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
 
 
-def test_a_dead_worker_stops_the_set(tmp_path: Path) -> None:
-    proc, _ = start(tmp_path)
+async def test_a_dead_worker_stops_the_set(tmp_path: Path) -> None:
+    proc, _ = await start(tmp_path)
     try:
         victim, survivor = children_of(proc.pid)
         os.kill(victim, signal.SIGKILL)
-        code = proc.wait(timeout=40)
+        code = await asyncio.to_thread(proc.wait, 40)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
     assert code == 1
-    assert not Path(f"/proc/{survivor}").exists() or wait_for(
-        lambda: not Path(f"/proc/{survivor}").exists(), 5
-    )
+    await eventually(lambda: not Path(f"/proc/{survivor}").exists(), timeout_s=5, interval_s=0.1)

@@ -1,8 +1,11 @@
-"""The OrderRegistry contract, run against every adapter: SQLite and PostgreSQL.
+"""The OrderRegistry contract, run against every implementation: the SQLite and PostgreSQL
+adapters, and the in-memory fake the unit tests use.
 
-Each test gets a fresh database of the parametrized kind and a settable clock, so due
-times and leases are exact. ``registries.open()`` may be called more than once per test to
-stand for several processes (replicas) on one database.
+Each test gets a fresh database of the parametrized kind (for the fake, one shared set of
+rows) and a settable clock, so due times and leases are exact. ``registries.open()`` may be
+called more than once per test to stand for several processes (replicas) on one database.
+What only a real database can show (rows read with SQL, schema migrations) is checked by
+the tests marked ``on_a_database``, which run on SQLite and PostgreSQL only.
 """
 
 from __future__ import annotations
@@ -21,20 +24,27 @@ from gateway.registry import OrderRegistry
 from gateway.registry.migrations import POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS
 from gateway.registry.postgres import PostgresRegistry
 from gateway.registry.sqlite import SqliteRegistry
-from tests.fakes import FakeClock
+from tests.helpers.builders import order_channel
+from tests.helpers.clock import FakeClock
+from tests.helpers.fakes import FakeRegistry
 
 LEASE = timedelta(seconds=30)
 NO_CLAIM = timedelta(0)
+
+POSTGRES = pytest.param("postgres", marks=pytest.mark.postgres)
+on_a_database = pytest.mark.parametrize("database", ["sqlite", POSTGRES], indirect=True)
+"""Run a test on the real databases only (it reads them with SQL)."""
 
 
 class Database:
     """Where the test's registries live, and raw access to it for checks."""
 
-    def __init__(self, kind: str, location: str) -> None:
+    def __init__(self, kind: str, location: str = "") -> None:
         self.kind = kind
         self.location = location
 
     def scalar(self, query: str) -> object:
+        assert self.kind != "fake", "SQL needs a real database: mark the test on_a_database"
         if self.kind == "sqlite":
             with sqlite3.connect(self.location) as conn:
                 return conn.execute(query).fetchone()[0]
@@ -44,6 +54,7 @@ class Database:
             return row[0]
 
     def versions(self) -> list[int]:
+        assert self.kind != "fake", "SQL needs a real database: mark the test on_a_database"
         if self.kind == "sqlite":
             with sqlite3.connect(self.location) as conn:
                 rows = conn.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()
@@ -58,8 +69,10 @@ class Database:
         return [version for version, _ in migrations]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["fake", "sqlite", POSTGRES])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
+    if request.param == "fake":
+        return Database("fake")
     if request.param == "sqlite":
         return Database("sqlite", str(tmp_path / "registry.db"))
     return Database("postgres", request.getfixturevalue("pg_url"))
@@ -76,11 +89,14 @@ class Registries:
     def __init__(self, database: Database, clock: FakeClock) -> None:
         self._database = database
         self._clock = clock
+        self._fake_rows = FakeRegistry(clock)  # the fake's "database"
         self.opened: list[OrderRegistry] = []
 
     async def open(self) -> OrderRegistry:
         registry: OrderRegistry
-        if self._database.kind == "sqlite":
+        if self._database.kind == "fake":
+            registry = self._fake_rows.replica()
+        elif self._database.kind == "sqlite":
             registry = await SqliteRegistry.open(self._database.location, clock=self._clock)
         else:
             registry = await PostgresRegistry.open(
@@ -110,13 +126,11 @@ async def registry(registries: Registries) -> OrderRegistry:
 def order(
     order_id: str, clock: FakeClock, *, buyer: str = "buyer-1", seller: str = "seller-1"
 ) -> OrderChannel:
-    return OrderChannel(
-        order_id=order_id,
-        channel_type="messaging",
-        channel_id=f"order-{order_id}",
+    """An order with every participant field set (they must round-trip), created now."""
+    return order_channel(
+        order_id,
         buyer=Participant(buyer, "Ana Buyer", "https://cdn.example.com/a.png"),
         seller=Participant(seller, "Sam Seller"),
-        sync_state=SyncState.PENDING,
         create_time=clock(),
     )
 
@@ -138,6 +152,9 @@ async def test_ensure_creates_then_get_returns_it(
     assert created
     assert stored == proposed
     assert await registry.get("o-1") == proposed
+
+
+async def test_get_of_an_unknown_order_is_none(registry: OrderRegistry) -> None:
     assert await registry.get("o-unknown") is None
 
 
@@ -151,27 +168,52 @@ async def test_ensure_is_idempotent(registry: OrderRegistry, clock: FakeClock) -
     assert (await registry.pending_stats()).count == 1
 
 
-@pytest.mark.parametrize("other", [{"seller": "mallory"}, {"buyer": "mallory"}])
+CONFLICTS = [{"seller": "mallory"}, {"buyer": "mallory"}]
+
+
+@pytest.mark.parametrize("other", CONFLICTS)
 async def test_ensure_conflict_changes_nothing(
-    registry: OrderRegistry, clock: FakeClock, database: Database, other: dict[str, str]
+    registry: OrderRegistry, clock: FakeClock, other: dict[str, str]
 ) -> None:
     first, _ = await registry.ensure(order("o-1", clock), claim_for=NO_CLAIM)
     stored, created = await registry.ensure(order("o-1", clock, **other), claim_for=NO_CLAIM)
     assert (stored, created) == (first, False)  # the recorded order, whatever was proposed
     assert await registry.get("o-1") == first
+
+
+@on_a_database
+@pytest.mark.parametrize("other", CONFLICTS)
+async def test_ensure_conflict_stores_one_row(
+    registry: OrderRegistry, clock: FakeClock, database: Database, other: dict[str, str]
+) -> None:
+    await registry.ensure(order("o-1", clock), claim_for=NO_CLAIM)
+    await registry.ensure(order("o-1", clock, **other), claim_for=NO_CLAIM)
     assert database.scalar("SELECT count(*) FROM orders") == 1
 
 
-async def test_200_concurrent_ensures_create_exactly_once(
-    registries: Registries, clock: FakeClock, database: Database
-) -> None:
+async def _race_200_ensures(
+    registries: Registries, clock: FakeClock
+) -> list[tuple[OrderChannel, bool]]:
     # Two registries stand for two processes racing on one database.
     replicas = [await registries.open(), await registries.open()]
-    results = await asyncio.gather(
+    return await asyncio.gather(
         *(replicas[i % 2].ensure(order("o-race", clock), claim_for=NO_CLAIM) for i in range(200))
     )
+
+
+async def test_200_concurrent_ensures_create_exactly_once(
+    registries: Registries, clock: FakeClock
+) -> None:
+    results = await _race_200_ensures(registries, clock)
     assert sum(created for _, created in results) == 1
     assert {stored for stored, _ in results} == {results[0][0]}
+
+
+@on_a_database
+async def test_200_concurrent_ensures_store_one_row(
+    registries: Registries, clock: FakeClock, database: Database
+) -> None:
+    await _race_200_ensures(registries, clock)
     assert database.scalar("SELECT count(*) FROM orders") == 1
 
 
@@ -213,7 +255,7 @@ async def test_claim_limit_and_order_by_due_time(registry: OrderRegistry, clock:
 
 
 async def test_record_failure_counts_attempts_and_schedules_retry(
-    registry: OrderRegistry, clock: FakeClock, database: Database
+    registry: OrderRegistry, clock: FakeClock
 ) -> None:
     await registry.ensure(order("o-1", clock), claim_for=NO_CLAIM)
     assert await claimed_ids(registry) == ["o-1"]
@@ -228,6 +270,15 @@ async def test_record_failure_counts_attempts_and_schedules_retry(
     await registry.record_failure("o-1", retry_at=clock(), error="again")
     [claimed] = await registry.claim_pending(limit=10, lease=LEASE)
     assert claimed.failed_attempts == 2
+
+
+@on_a_database
+async def test_record_failure_stores_the_last_error(
+    registry: OrderRegistry, clock: FakeClock, database: Database
+) -> None:
+    await registry.ensure(order("o-1", clock), claim_for=NO_CLAIM)
+    await registry.record_failure("o-1", retry_at=clock(), error="stream 503 " + "x" * 600)
+    await registry.record_failure("o-1", retry_at=clock(), error="again")
     assert database.scalar("SELECT last_error FROM orders") == "again"
 
 
@@ -245,6 +296,9 @@ async def test_mark_synced_releases_and_stops_retries(
     clock.advance(LEASE.total_seconds() + 1)
     assert await claimed_ids(registry) == ["o-2"]
     assert (await registry.get("o-1")) == synced
+
+
+async def test_mark_synced_of_an_unknown_order_is_a_lookup_error(registry: OrderRegistry) -> None:
     with pytest.raises(LookupError):
         await registry.mark_synced("o-unknown")
 
@@ -288,22 +342,35 @@ async def test_concurrent_claimers_never_share_an_order(
 # -- migrations -----------------------------------------------------------------------------
 
 
-async def test_migrations_are_idempotent_on_reopen(
-    registries: Registries, clock: FakeClock, database: Database
-) -> None:
+async def test_orders_survive_a_reopen(registries: Registries, clock: FakeClock) -> None:
     first = await registries.open()
     await first.ensure(order("o-1", clock), claim_for=NO_CLAIM)
     await registries.close(first)
     again = await registries.open()
     assert (await again.get("o-1")) is not None
+
+
+@on_a_database
+async def test_migrations_are_idempotent_on_reopen(
+    registries: Registries, database: Database
+) -> None:
+    await registries.close(await registries.open())
+    await registries.open()
     assert database.versions() == database.known_versions
 
 
-async def test_concurrent_opens_on_a_fresh_database_migrate_once(
-    registries: Registries, clock: FakeClock, database: Database
+async def test_concurrent_opens_share_one_database(
+    registries: Registries, clock: FakeClock
 ) -> None:
     replicas = await asyncio.gather(*(registries.open() for _ in range(4)))
-    assert database.versions() == database.known_versions
     _, created = await replicas[0].ensure(order("o-1", clock), claim_for=NO_CLAIM)
     assert created
     assert (await replicas[3].get("o-1")) is not None
+
+
+@on_a_database
+async def test_concurrent_opens_on_a_fresh_database_migrate_once(
+    registries: Registries, database: Database
+) -> None:
+    await asyncio.gather(*(registries.open() for _ in range(4)))
+    assert database.versions() == database.known_versions

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -11,13 +10,15 @@ from typing import Any
 import psycopg
 import pytest
 
-import tests.pg
+import tests.helpers.pg
 from gateway.app import open_registry
 from gateway.config import ConfigError
-from gateway.domain import OrderChannel, Participant, SyncState, UnavailableError
+from gateway.domain import UnavailableError
 from gateway.registry.postgres import PostgresRegistry
-from tests.conftest import SettingsFactory
-from tests.pg import PostgresServer
+from tests.helpers.builders import order_channel
+from tests.helpers.gateways import SettingsFactory
+from tests.helpers.pg import PostgresServer
+from tests.helpers.polling import eventually
 
 pytestmark = pytest.mark.postgres
 
@@ -25,23 +26,11 @@ LEASE = timedelta(seconds=30)
 TIMEOUT_S = 1.0
 
 
-def order(order_id: str) -> OrderChannel:
-    return OrderChannel(
-        order_id=order_id,
-        channel_type="messaging",
-        channel_id=f"order-{order_id}",
-        buyer=Participant("buyer-1"),
-        seller=Participant("seller-1"),
-        sync_state=SyncState.PENDING,
-        create_time=datetime.now(UTC),
-    )
-
-
 async def test_claim_skips_rows_locked_by_another_transaction(pg_url: str) -> None:
     registry = await PostgresRegistry.open(pg_url)
     try:
         for order_id in ("o-1", "o-2", "o-3"):
-            await registry.ensure(order(order_id), claim_for=timedelta(0))
+            await registry.ensure(order_channel(order_id), claim_for=timedelta(0))
         async with await psycopg.AsyncConnection.connect(pg_url) as other:
             # Another replica is in the middle of claiming o-2.
             await other.execute("SELECT 1 FROM orders WHERE order_id = 'o-2' FOR UPDATE")
@@ -68,11 +57,11 @@ async def test_outage_fails_fast_then_recovers(pg_private: PostgresServer) -> No
     url = pg_private.create_database()
     registry = await PostgresRegistry.open(url, timeout_s=TIMEOUT_S)
     try:
-        await registry.ensure(order("o-before"), claim_for=timedelta(0))
+        await registry.ensure(order_channel("o-before"), claim_for=timedelta(0))
         pg_private.stop("immediate")
 
         calls: list[Callable[[], Awaitable[Any]]] = [
-            lambda: registry.ensure(order("o-during"), claim_for=timedelta(0)),
+            lambda: registry.ensure(order_channel("o-during"), claim_for=timedelta(0)),
             lambda: registry.get("o-before"),
             lambda: registry.claim_pending(limit=10, lease=LEASE),
             lambda: registry.mark_synced("o-before"),
@@ -87,44 +76,48 @@ async def test_outage_fails_fast_then_recovers(pg_private: PostgresServer) -> No
 
         pg_private.start()
         started = time.monotonic()
-        for _ in range(100):  # bounded: 100 tries, well under 20 s
+
+        async def answers() -> bool:
             try:
                 await registry.get("o-before")
-                break
             except UnavailableError:
-                await asyncio.sleep(0.1)
+                return False
+            return True
+
+        await eventually(answers, timeout_s=20, interval_s=0.1, message="still unavailable")
         recovery_s = time.monotonic() - started
         assert recovery_s < 10.0
         # Nothing was written while the database was down; what was committed survived.
         assert await registry.get("o-during") is None
         assert await registry.get("o-before") is not None
-        _, created = await registry.ensure(order("o-after"), claim_for=timedelta(0))
+        _, created = await registry.ensure(order_channel("o-after"), claim_for=timedelta(0))
         assert created
     finally:
         await registry.close()
 
 
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
 async def test_composition_root_selects_postgres_for_postgres_urls(
-    pg_url: str, make_settings: SettingsFactory
+    pg_url: str, make_settings: SettingsFactory, scheme: str
 ) -> None:
-    for url in (pg_url, pg_url.replace("postgresql://", "postgres://", 1)):
-        settings = make_settings(
-            env={
-                "CHAT_GATEWAY_DATABASE_URL": url,
-                "CHAT_GATEWAY_DATABASE_POOL_SIZE": "3",
-                "CHAT_GATEWAY_DATABASE_TIMEOUT": "1.5",
-            }
-        )
-        assert (settings.registry.database_pool_size, settings.registry.database_timeout_s) == (
-            3,
-            1.5,
-        )
-        registry = await open_registry(settings.registry)
-        try:
-            assert isinstance(registry, PostgresRegistry)
-            assert await registry.get("o-none") is None
-        finally:
-            await registry.close()
+    url = pg_url.replace("postgresql://", f"{scheme}://", 1)
+    settings = make_settings(
+        env={
+            "CHAT_GATEWAY_DATABASE_URL": url,
+            "CHAT_GATEWAY_DATABASE_POOL_SIZE": "3",
+            "CHAT_GATEWAY_DATABASE_TIMEOUT": "1.5",
+        }
+    )
+    assert (settings.registry.database_pool_size, settings.registry.database_timeout_s) == (
+        3,
+        1.5,
+    )
+    registry = await open_registry(settings.registry)
+    try:
+        assert isinstance(registry, PostgresRegistry)
+        assert await registry.get("o-none") is None
+    finally:
+        await registry.close()
 
 
 @pytest.mark.parametrize(
@@ -144,7 +137,7 @@ def test_database_settings_are_validated(
 def test_missing_binaries_fail_in_ci_and_skip_elsewhere(
     monkeypatch: pytest.MonkeyPatch, ci: str, outcome: type[BaseException]
 ) -> None:
-    monkeypatch.setattr(tests.pg, "find_bindir", lambda: None)
+    monkeypatch.setattr(tests.helpers.pg, "find_bindir", lambda: None)
     monkeypatch.setenv("CI", ci)
     with pytest.raises(outcome, match="initdb"):
-        tests.pg._bindir_or_skip()
+        tests.helpers.pg._bindir_or_skip()

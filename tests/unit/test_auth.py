@@ -7,8 +7,7 @@ import pytest
 from gateway.config import DEV_ORDER_SERVICE_KEY, DEV_WEB_BACKEND_KEY, dev_services
 from gateway.domain import PermissionDeniedError, UnauthenticatedError
 from gateway.rpc.auth import ServiceAuthorizer, bearer_key
-
-GATEWAY = "/tradetrust.chat.v1.ChatGateway/"
+from tests.helpers.rpc import GATEWAY_METHOD
 
 
 @pytest.mark.parametrize(
@@ -31,15 +30,15 @@ def test_bearer_key(value: str | bytes | None, key: str | None) -> None:
 def test_known_key_granted_method_passes_every_time() -> None:
     authorizer = ServiceAuthorizer(dev_services())
     for _ in range(3):
-        grant = authorizer.authorize(f"{GATEWAY}IssueToken", f"Bearer {DEV_WEB_BACKEND_KEY}")
+        grant = authorizer.authorize(f"{GATEWAY_METHOD}IssueToken", f"Bearer {DEV_WEB_BACKEND_KEY}")
         assert grant.name == "web-backend"
 
 
 def test_remembered_key_still_meets_per_method_grants() -> None:
     authorizer = ServiceAuthorizer(dev_services())
-    authorizer.authorize(f"{GATEWAY}IssueToken", f"Bearer {DEV_WEB_BACKEND_KEY}")
+    authorizer.authorize(f"{GATEWAY_METHOD}IssueToken", f"Bearer {DEV_WEB_BACKEND_KEY}")
     with pytest.raises(PermissionDeniedError, match="EnsureOrderChannel"):
-        authorizer.authorize(f"{GATEWAY}EnsureOrderChannel", f"Bearer {DEV_WEB_BACKEND_KEY}")
+        authorizer.authorize(f"{GATEWAY_METHOD}EnsureOrderChannel", f"Bearer {DEV_WEB_BACKEND_KEY}")
     with pytest.raises(PermissionDeniedError, match="Check"):
         authorizer.authorize("/other.v1.Service/Check", f"Bearer {DEV_WEB_BACKEND_KEY}")
 
@@ -61,19 +60,19 @@ def test_near_misses_stay_unauthenticated_after_the_real_key_was_seen(
     authorization: str | bytes | None,
 ) -> None:
     authorizer = ServiceAuthorizer(dev_services())
-    authorizer.authorize(f"{GATEWAY}IssueToken", f"Bearer {DEV_WEB_BACKEND_KEY}")
+    authorizer.authorize(f"{GATEWAY_METHOD}IssueToken", f"Bearer {DEV_WEB_BACKEND_KEY}")
     for _ in range(2):  # failures are never remembered
         with pytest.raises(UnauthenticatedError):
-            authorizer.authorize(f"{GATEWAY}IssueToken", authorization)
+            authorizer.authorize(f"{GATEWAY_METHOD}IssueToken", authorization)
 
 
 def test_memory_is_bounded_by_successful_spellings() -> None:
     authorizer = ServiceAuthorizer(dev_services())
     for i in range(ServiceAuthorizer.MAX_REMEMBERED * 2):
         padded = f"Bearer {DEV_ORDER_SERVICE_KEY}{' ' * i}"
-        assert authorizer.authorize(f"{GATEWAY}AuthorizeParticipant", padded).name == (
+        assert authorizer.authorize(f"{GATEWAY_METHOD}AuthorizeParticipant", padded).name == (
             "order-service"
         )
         with pytest.raises(UnauthenticatedError):
-            authorizer.authorize(f"{GATEWAY}AuthorizeParticipant", f"Bearer wrong-{i}")
+            authorizer.authorize(f"{GATEWAY_METHOD}AuthorizeParticipant", f"Bearer wrong-{i}")
     assert len(authorizer._remembered) == ServiceAuthorizer.MAX_REMEMBERED

@@ -12,7 +12,6 @@ from grpc_status import rpc_status
 from tradetrust.chat.v1 import chat_gateway_pb2 as pb
 from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
 
-from gateway.config import DEV_WEB_BACKEND_KEY
 from gateway.domain import (
     GatewayError,
     InvalidArgumentError,
@@ -23,8 +22,7 @@ from gateway.domain import (
     UnavailableError,
 )
 from tests.helpers.raising import RaisingGateway
-
-WEB_BACKEND = (("authorization", f"Bearer {DEV_WEB_BACKEND_KEY}"),)
+from tests.helpers.rpc import WEB_BACKEND
 
 
 @pytest.fixture

@@ -7,23 +7,14 @@ import random
 from datetime import timedelta
 
 from gateway.chat import ChatBackendError
-from gateway.domain import OrderChannel, Participant, SyncState
+from gateway.domain import SyncState
 from gateway.outbox import ChannelSync, SyncPolicy
-from tests.fakes import FakeChatBackend, FakeClock, FakeRegistry
+from tests.helpers.builders import order_channel
+from tests.helpers.clock import FakeClock
+from tests.helpers.fakes import FakeChatBackend, FakeRegistry
+from tests.helpers.polling import eventually
 
 POLICY = SyncPolicy(backoff_base_s=0.001, poll_interval_s=0.01, attempt_timeout_s=0.5)
-
-
-def make_channel(clock: FakeClock, order_id: str = "ord-1") -> OrderChannel:
-    return OrderChannel(
-        order_id=order_id,
-        channel_type="messaging",
-        channel_id=f"order-{order_id}",
-        buyer=Participant("b"),
-        seller=Participant("s"),
-        sync_state=SyncState.PENDING,
-        create_time=clock(),
-    )
 
 
 def test_backoff_grows_and_is_capped() -> None:
@@ -38,7 +29,7 @@ def test_backoff_grows_and_is_capped() -> None:
 async def test_inline_honours_retry_after_beyond_budget() -> None:
     clock = FakeClock()
     registry, backend = FakeRegistry(clock), FakeChatBackend()
-    channel = make_channel(clock)
+    channel = order_channel(create_time=clock())
     await registry.ensure(channel, claim_for=timedelta(seconds=5))
     backend.fail_with = ChatBackendError("429", transient=True, retry_after_s=30.0)
     sync = ChannelSync(registry=registry, backend=backend, policy=POLICY, clock=clock)
@@ -53,22 +44,22 @@ async def test_worker_finishes_pending_orders_after_outage() -> None:
     clock = FakeClock()
     registry, backend = FakeRegistry(clock), FakeChatBackend()
     for i in range(5):
-        channel = make_channel(clock, f"ord-{i}")
+        channel = order_channel(f"ord-{i}", create_time=clock())
         await registry.ensure(channel, claim_for=timedelta(0))
     backend.fail_with = ChatBackendError("down", transient=True)
     sync = ChannelSync(registry=registry, backend=backend, policy=POLICY, clock=clock)
     stop = asyncio.Event()
     worker = asyncio.create_task(sync.run(stop))
     try:
-        async with asyncio.timeout(5):
-            while sum(registry.failures.values()) < 5:
-                await asyncio.sleep(0.01)
+        await eventually(lambda: sum(registry.failures.values()) >= 5, timeout_s=5, interval_s=0.01)
         backend.fail_with = None
         clock.advance(3600)  # every retry is now due
         sync.wake()
-        async with asyncio.timeout(5):
-            while any(c.sync_state is SyncState.PENDING for c in registry.rows.values()):
-                await asyncio.sleep(0.01)
+        await eventually(
+            lambda: not any(c.sync_state is SyncState.PENDING for c in registry.rows.values()),
+            timeout_s=5,
+            interval_s=0.01,
+        )
     finally:
         stop.set()
         await asyncio.wait_for(worker, 5)

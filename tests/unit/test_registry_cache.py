@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from gateway.domain import OrderChannel, Participant, SyncState
+from gateway.domain import OrderChannel, SyncState
 from gateway.registry.cache import SyncedOrderCache
-from tests.fakes import FakeClock, FakeRegistry
+from tests.helpers.builders import order_channel
+from tests.helpers.clock import FakeClock
+from tests.helpers.fakes import FakeRegistry
 
 
 class CountingRegistry(FakeRegistry):
@@ -19,22 +21,10 @@ class CountingRegistry(FakeRegistry):
         return await super().get(order_id)
 
 
-def order(order_id: str, seller: str = "s") -> OrderChannel:
-    return OrderChannel(
-        order_id=order_id,
-        channel_type="messaging",
-        channel_id=f"order-{order_id}",
-        buyer=Participant("b"),
-        seller=Participant(seller),
-        sync_state=SyncState.PENDING,
-        create_time=FakeClock()(),
-    )
-
-
 async def test_pending_orders_always_read_through() -> None:
     inner = CountingRegistry()
     cache = SyncedOrderCache(inner)
-    await cache.ensure(order("o1"), claim_for=timedelta(0))
+    await cache.ensure(order_channel("o1"), claim_for=timedelta(0))
     for _ in range(3):
         got = await cache.get("o1")
         assert got is not None and got.sync_state is SyncState.PENDING
@@ -44,7 +34,7 @@ async def test_pending_orders_always_read_through() -> None:
 async def test_synced_orders_are_served_from_memory() -> None:
     inner = CountingRegistry()
     cache = SyncedOrderCache(inner)
-    await cache.ensure(order("o1"), claim_for=timedelta(0))
+    await cache.ensure(order_channel("o1"), claim_for=timedelta(0))
     await cache.mark_synced("o1")
     for _ in range(3):
         got = await cache.get("o1")
@@ -54,9 +44,11 @@ async def test_synced_orders_are_served_from_memory() -> None:
 
 async def test_cached_order_is_returned_as_recorded() -> None:
     cache = SyncedOrderCache(CountingRegistry())
-    await cache.ensure(order("o1"), claim_for=timedelta(0))
+    await cache.ensure(order_channel("o1"), claim_for=timedelta(0))
     recorded = await cache.mark_synced("o1")
-    again, created = await cache.ensure(order("o1", seller="mallory"), claim_for=timedelta(0))
+    again, created = await cache.ensure(
+        order_channel("o1", seller="mallory"), claim_for=timedelta(0)
+    )
     assert not created and again is recorded  # the service refuses the other seller
 
 
@@ -64,7 +56,7 @@ async def test_lru_bound() -> None:
     inner = CountingRegistry()
     cache = SyncedOrderCache(inner, max_entries=2)
     for name in ("a", "b", "c"):
-        await cache.ensure(order(name), claim_for=timedelta(0))
+        await cache.ensure(order_channel(name), claim_for=timedelta(0))
         await cache.mark_synced(name)
     assert len(cache) == 2
     await cache.get("a")  # evicted: read through

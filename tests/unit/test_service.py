@@ -19,7 +19,8 @@ from gateway.domain import (
 from gateway.outbox import ChannelSync, SyncPolicy
 from gateway.service import ChatService
 from gateway.tokens import StreamTokenSigner
-from tests.fakes import FakeChatBackend, FakeClock, FakeRegistry
+from tests.helpers.clock import FakeClock
+from tests.helpers.fakes import FakeChatBackend, FakeRegistry
 
 SECRET = "unit-test-stream-secret-at-least-32-bytes-long"
 BUYER = Participant("buyer-42", "Ana", "https://cdn.example.com/a.png")
@@ -119,14 +120,20 @@ async def test_no_inline_attempt_when_deadline_is_nearly_gone(
     assert "ord-3" in registry.rows
 
 
-async def test_authorize(service: ChatService) -> None:
+@pytest.mark.parametrize(("user", "role"), [("buyer-42", Role.BUYER), ("seller-7", Role.SELLER)])
+async def test_authorize_a_participant(service: ChatService, user: str, role: Role) -> None:
     await service.ensure_order_channel("ord-1", BUYER, SELLER)
-    buyer = await service.authorize_participant("ord-1", "buyer-42")
-    seller = await service.authorize_participant("ord-1", "seller-7")
+    answer = await service.authorize_participant("ord-1", user)
+    assert (answer.allowed, answer.role) == (True, role)
+
+
+async def test_authorize_a_stranger(service: ChatService) -> None:
+    await service.ensure_order_channel("ord-1", BUYER, SELLER)
     stranger = await service.authorize_participant("ord-1", "mallory")
-    assert (buyer.allowed, buyer.role) == (True, Role.BUYER)
-    assert (seller.allowed, seller.role) == (True, Role.SELLER)
     assert (stranger.allowed, stranger.role, stranger.channel) == (False, None, None)
+
+
+async def test_authorize_on_an_unknown_order(service: ChatService) -> None:
     with pytest.raises(OrderNotFoundError):
         await service.authorize_participant("ord-404", "buyer-42")
 
@@ -139,5 +146,9 @@ async def test_open_order_channel_syncs_pending_first(
     backend.fail_with = None
     channel, role = await service.open_order_channel("ord-1", "seller-7")
     assert role is Role.SELLER and channel.sync_state is SyncState.SYNCED
+
+
+async def test_open_order_channel_refuses_a_stranger(service: ChatService) -> None:
+    await service.ensure_order_channel("ord-1", BUYER, SELLER)
     with pytest.raises(NotParticipantError):
         await service.open_order_channel("ord-1", "mallory")

@@ -23,7 +23,8 @@ from gateway.outbox import ChannelSync
 from gateway.rpc.servicer import ChatGatewayServicer
 from gateway.service import ChatService
 from gateway.tokens import StreamTokenSigner
-from tests.fakes import FakeChatBackend, FakeClock, FakeRegistry
+from tests.helpers.clock import FakeClock
+from tests.helpers.fakes import FakeChatBackend, FakeRegistry
 
 SERVICE = pb.DESCRIPTOR.services_by_name["ChatGateway"]
 SECRET = "unit-test-stream-secret-at-least-32-bytes-long"
@@ -110,16 +111,20 @@ def test_issue_token_in_one_second_each_user_gets_their_own(
     assert len(set(seen.values())) == 3
 
 
-def test_ensure_and_authorize_map_fields(
-    server: grpc_testing.Server, registry: FakeRegistry
-) -> None:
+def _ensure(server: grpc_testing.Server) -> Any:
     request = pb.EnsureOrderChannelRequest(
         order_id="ord-1",
         buyer=pb.Participant(user_id="b", display_name="Bea"),
         seller=pb.Participant(user_id="s"),
     )
     response, code = call(server, "EnsureOrderChannel", request)
-    assert code == grpc.StatusCode.OK and response.created
+    assert code == grpc.StatusCode.OK
+    return response
+
+
+def test_ensure_maps_fields(server: grpc_testing.Server, registry: FakeRegistry) -> None:
+    response = _ensure(server)
+    assert response.created
     ch = response.channel
     assert (ch.order_id, ch.channel_type, ch.channel_id, ch.cid) == (
         "ord-1",
@@ -134,6 +139,9 @@ def test_ensure_and_authorize_map_fields(
     )
     assert registry.rows["ord-1"].buyer.display_name == "Bea"
 
+
+def test_authorize_maps_fields_of_a_participant(server: grpc_testing.Server) -> None:
+    _ensure(server)
     answer, code = call(
         server,
         "AuthorizeParticipant",
@@ -143,6 +151,9 @@ def test_ensure_and_authorize_map_fields(
     assert answer.allowed and answer.role == pb.PARTICIPANT_ROLE_BUYER
     assert answer.channel.cid == "messaging:order-ord-1"
 
+
+def test_authorize_maps_fields_of_a_stranger(server: grpc_testing.Server) -> None:
+    _ensure(server)
     denied, _ = call(
         server,
         "AuthorizeParticipant",
@@ -152,18 +163,23 @@ def test_ensure_and_authorize_map_fields(
     assert not denied.HasField("channel")
 
 
-def test_domain_errors_propagate_to_the_edge(server: grpc_testing.Server) -> None:
-    # The servicer sets no status itself (grpc-testing reports an unhandled exception as
-    # UNKNOWN); the error-mapping interceptor turns domain errors into statuses.
-    _, code = call(
-        server, "AuthorizeParticipant", pb.AuthorizeParticipantRequest(order_id="nope", user_id="b")
-    )
-    assert code == grpc.StatusCode.UNKNOWN
-    _, code = call(
-        server,
-        "IssueToken",
-        pb.IssueTokenRequest(user_id="u", ttl=duration_pb2.Duration(seconds=5, nanos=-1)),
-    )
+# The servicer sets no status itself (grpc-testing reports an unhandled exception as
+# UNKNOWN); the error-mapping interceptor turns domain errors into statuses.
+@pytest.mark.parametrize(
+    ("method", "request_"),
+    [
+        ("AuthorizeParticipant", pb.AuthorizeParticipantRequest(order_id="nope", user_id="b")),
+        (
+            "IssueToken",
+            pb.IssueTokenRequest(user_id="u", ttl=duration_pb2.Duration(seconds=5, nanos=-1)),
+        ),
+    ],
+    ids=["not found", "invalid argument"],
+)
+def test_domain_errors_propagate_to_the_edge(
+    server: grpc_testing.Server, method: str, request_: Any
+) -> None:
+    _, code = call(server, method, request_)
     assert code == grpc.StatusCode.UNKNOWN
 
 

@@ -8,7 +8,7 @@ import jwt
 import pytest
 
 from gateway.tokens import StreamTokenSigner
-from tests.fakes import FakeClock
+from tests.helpers.clock import FakeClock
 
 SECRET = "unit-test-stream-secret-at-least-32-bytes-long"
 

@@ -1,4 +1,8 @@
-"""In-memory fakes of the ports, for unit tests (no I/O)."""
+"""In-memory fakes of the gateway's ports, for unit tests (no I/O).
+
+:class:`FakeRegistry` passes the registry contract suite (``tests/registry/test_contract.py``)
+like the SQLite and PostgreSQL adapters do.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +12,18 @@ from datetime import UTC, datetime, timedelta
 from gateway.chat import ChatBackendError
 from gateway.domain import OrderChannel, SyncState
 from gateway.registry import ClaimedOrder, PendingStats
+from tests.helpers.clock import FakeClock
 
-
-class FakeClock:
-    """A settable clock."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self.now = start or datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
+RELEASED = datetime.min.replace(tzinfo=UTC)
+"""``claimed_until`` of an order nobody holds."""
 
 
 class FakeRegistry:
-    """:class:`gateway.registry.OrderRegistry` in a dict."""
+    """:class:`gateway.registry.OrderRegistry` in dicts keyed by order id.
+
+    :meth:`replica` opens another registry on the same rows, as a second process on one
+    database would.
+    """
 
     def __init__(self, clock: FakeClock | None = None) -> None:
         self.clock = clock or FakeClock()
@@ -34,42 +33,59 @@ class FakeRegistry:
         self.claimed_until: dict[str, datetime] = {}
         self.errors: dict[str, str] = {}
 
+    def replica(self) -> FakeRegistry:
+        """Another registry sharing this one's rows and clock."""
+        other = FakeRegistry(self.clock)
+        other.rows, other.failures, other.errors = self.rows, self.failures, self.errors
+        other.next_attempt, other.claimed_until = self.next_attempt, self.claimed_until
+        return other
+
     async def ensure(
         self, channel: OrderChannel, *, claim_for: timedelta
     ) -> tuple[OrderChannel, bool]:
         existing = self.rows.get(channel.order_id)
         if existing is not None:
             return existing, False
+        now = self.clock()
         self.rows[channel.order_id] = channel
         self.failures[channel.order_id] = 0
-        self.next_attempt[channel.order_id] = self.clock()
-        self.claimed_until[channel.order_id] = self.clock() + claim_for
+        self.next_attempt[channel.order_id] = now
+        self.claimed_until[channel.order_id] = now + claim_for
         return channel, True
 
     async def get(self, order_id: str) -> OrderChannel | None:
         return self.rows.get(order_id)
 
     async def mark_synced(self, order_id: str) -> OrderChannel:
+        if order_id not in self.rows:
+            raise LookupError(order_id)
         synced = replace(self.rows[order_id], sync_state=SyncState.SYNCED)
         self.rows[order_id] = synced
-        self.claimed_until[order_id] = datetime.min.replace(tzinfo=UTC)
+        self.claimed_until[order_id] = RELEASED
+        self.errors.pop(order_id, None)
         return synced
 
     async def record_failure(self, order_id: str, *, retry_at: datetime, error: str) -> None:
+        stored = self.rows.get(order_id)
+        if stored is None or stored.sync_state is not SyncState.PENDING:
+            return  # as the databases do: only a pending order's attempts are counted
         self.failures[order_id] += 1
         self.next_attempt[order_id] = retry_at
-        self.claimed_until[order_id] = datetime.min.replace(tzinfo=UTC)
+        self.claimed_until[order_id] = RELEASED
         self.errors[order_id] = error
 
     async def claim_pending(self, *, limit: int, lease: timedelta) -> list[ClaimedOrder]:
         now = self.clock()
-        due = [
-            c
-            for c in self.rows.values()
-            if c.sync_state is SyncState.PENDING
-            and self.next_attempt[c.order_id] <= now
-            and self.claimed_until[c.order_id] <= now
-        ][:limit]
+        due = sorted(
+            (
+                c
+                for c in self.rows.values()
+                if c.sync_state is SyncState.PENDING
+                and self.next_attempt[c.order_id] <= now
+                and self.claimed_until[c.order_id] <= now
+            ),
+            key=lambda c: self.next_attempt[c.order_id],
+        )[:limit]
         for c in due:
             self.claimed_until[c.order_id] = now + lease
         return [ClaimedOrder(c, self.failures[c.order_id]) for c in due]
@@ -86,9 +102,9 @@ class FakeRegistry:
 class FakeChatBackend:
     """:class:`gateway.chat.ChatBackend` that records calls and fails on demand."""
 
-    def __init__(self) -> None:
+    def __init__(self, fail_with: ChatBackendError | None = None) -> None:
         self.calls: list[str] = []
-        self.fail_with: ChatBackendError | None = None
+        self.fail_with = fail_with
         self.channels: dict[str, tuple[str, str]] = {}
 
     async def ensure_channel(self, channel: OrderChannel) -> None:

@@ -5,7 +5,7 @@
 The server listens on 127.0.0.1 on a free port, with its unix socket in that directory and
 trust authentication; nothing outside the temporary directory is touched.
 
-Fixtures (re-exported by ``tests/conftest.py``):
+Fixtures (registered by ``tests/conftest.py``):
 
 - ``pg_server``: one server for the whole session;
 - ``pg_url``: a fresh, empty database on it for each test (dropped afterwards);
@@ -29,7 +29,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.ports import free_port
+from tests.helpers.ports import free_port
 
 __all__ = ["PostgresServer", "find_bindir", "pg_private", "pg_server", "pg_url"]
 

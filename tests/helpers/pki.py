@@ -1,10 +1,12 @@
-"""Throwaway PKI for TLS tests: a CA, a server cert for 127.0.0.1/localhost, a client cert,
-and an unrelated second CA with a client cert of its own (made with ``cryptography``)."""
+"""Throwaway PKI for TLS tests: a CA, a server cert (for 127.0.0.1 and localhost unless told
+otherwise), a client cert for ``order-service``, and an unrelated second CA with a client
+cert of its own (made with ``cryptography``)."""
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,9 +73,17 @@ def _ca(cn: str) -> tuple[_Key, x509.Certificate]:
     return key, cert
 
 
+def _general_name(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
 def _leaf(
-    cn: str, ca_key: _Key, ca_cert: x509.Certificate, *, server: bool
+    cn: str, ca_key: _Key, ca_cert: x509.Certificate, *, server_names: Sequence[str] = ()
 ) -> tuple[_Key, x509.Certificate]:
+    server = bool(server_names)
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.UTC)
     builder = (
@@ -98,9 +108,7 @@ def _leaf(
     )
     if server:
         builder = builder.add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
+            x509.SubjectAlternativeName([_general_name(n) for n in server_names]),
             critical=False,
         )
     return key, builder.sign(ca_key, hashes.SHA256())
@@ -120,13 +128,14 @@ def _write(path: Path, key: _Key | None, cert: x509.Certificate | None) -> Path:
     return path
 
 
-def make_pki(directory: Path) -> Pki:
-    """Generate the whole set into ``directory``."""
+def make_pki(directory: Path, server_names: Sequence[str] = ("localhost", "127.0.0.1")) -> Pki:
+    """Generate the whole set into ``directory``; the server certificate is valid for
+    ``server_names`` (host names or IP addresses) only."""
     ca_key, ca = _ca("tradetrust test CA")
-    server_key, server = _leaf("localhost", ca_key, ca, server=True)
-    client_key, client = _leaf("order-service", ca_key, ca, server=False)
+    server_key, server = _leaf(server_names[0], ca_key, ca, server_names=server_names)
+    client_key, client = _leaf("order-service", ca_key, ca)
     other_key, other_ca = _ca("unrelated CA")
-    stranger_key, stranger = _leaf("order-service", other_key, other_ca, server=False)
+    stranger_key, stranger = _leaf("order-service", other_key, other_ca)
     d = directory
     return Pki(
         ca=_write(d / "ca.pem", None, ca),
