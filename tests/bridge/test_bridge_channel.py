@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import pytest
@@ -18,7 +17,7 @@ from gateway.chat import ChatBackendError
 from gateway.domain import OrderChannel, Participant, UnavailableError
 from gateway.metrics import GatewayMetrics
 from gateway.outbox import ChannelSync, SyncPolicy
-from gateway.registry import ClaimedOrder, OrderRegistry, PendingStats
+from gateway.registry import OrderRegistry, PendingStats
 from gateway.service import ChatService
 from gateway.tokens import StreamTokenSigner
 from tests.helpers.bridge import (
@@ -136,34 +135,28 @@ def down_backend() -> FakeChatBackend:
 
 
 class BrokenRegistry:
-    """Delegates to a real registry, but ``get`` fails the way it is told."""
+    """Delegates to a real registry, but reads fail the way it is told."""
 
     def __init__(self, inner: OrderRegistry, error: Exception) -> None:
         self._inner = inner
         self.error = error
 
-    async def ensure(
-        self, channel: OrderChannel, *, claim_for: timedelta
-    ) -> tuple[OrderChannel, bool]:
-        return await self._inner.ensure(channel, claim_for=claim_for)
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
 
     async def get(self, order_id: str) -> OrderChannel | None:
         raise self.error
 
-    async def mark_synced(self, order_id: str) -> OrderChannel:
-        return await self._inner.mark_synced(order_id)
-
-    async def record_failure(self, order_id: str, *, retry_at: datetime, error: str) -> None:
-        await self._inner.record_failure(order_id, retry_at=retry_at, error=error)
-
-    async def claim_pending(self, *, limit: int, lease: timedelta) -> list[ClaimedOrder]:
-        return await self._inner.claim_pending(limit=limit, lease=lease)
+    async def check(self) -> None:
+        raise self.error
 
     async def pending_stats(self) -> PendingStats:
         raise self.error
 
-    async def close(self) -> None:
-        return None
+
+def broken(inner: OrderRegistry, error: Exception) -> OrderRegistry:
+    """``inner`` whose reads raise ``error``."""
+    return cast(OrderRegistry, BrokenRegistry(inner, error))
 
 
 @asynccontextmanager
@@ -208,17 +201,17 @@ async def test_pending_channel_is_synced_before_answering(
         response = await post_channel(http, base, BUYER, {"orderId": "ord-pending"})
         assert (response.status, (await response.json())["syncState"]) == (200, "pending")
         backend.fail_with = None
-        calls = len(backend.calls)
+        calls = len(backend.synced)
         response = await post_channel(http, base, SELLER, {"orderId": "ord-pending"})
         assert response.status == 200
         assert (await response.json())["syncState"] == "synced"
-        assert len(backend.calls) == calls + 1
+        assert len(backend.synced) == calls + 1
     stored = await gateway.registry.get("ord-pending")
     assert stored is not None and stored.sync_state.value == "synced"
 
 
 async def test_registry_outage_is_503(http: aiohttp.ClientSession, gateway: Gateway) -> None:
-    registry = BrokenRegistry(gateway.registry, UnavailableError("order registry is unavailable"))
+    registry = broken(gateway.registry, UnavailableError("order registry is unavailable"))
     async with _serve(gateway, registry, down_backend()) as (base, _):
         response = await post_channel(http, base, BUYER, {"orderId": "ord-1"})
         assert response.status == 503
@@ -231,7 +224,7 @@ async def test_registry_outage_is_503(http: aiohttp.ClientSession, gateway: Gate
 async def test_unexpected_error_is_500_logged_not_leaked(
     http: aiohttp.ClientSession, gateway: Gateway, caplog: pytest.LogCaptureFixture
 ) -> None:
-    registry = BrokenRegistry(gateway.registry, RuntimeError("secret-internal-detail"))
+    registry = broken(gateway.registry, RuntimeError("secret-internal-detail"))
     async with _serve(gateway, registry, down_backend()) as (base, _):
         with caplog.at_level(logging.ERROR, logger="gateway.bridge.errors"):
             response = await post_channel(http, base, BUYER, {"orderId": "ord-1"})

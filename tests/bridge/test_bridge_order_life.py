@@ -7,7 +7,7 @@ import aiohttp
 
 from gateway.app import Gateway
 from gateway.domain import Participant
-from tests.bridge.conftest import BUYER, CHANNEL_PATH, SELLER, bearer, error_of, session_jwt
+from tests.helpers.bridge import BUYER, CHANNEL_PATH, SELLER, bearer, error_of, session_jwt
 
 AGENT = "sue-1"
 

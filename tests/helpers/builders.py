@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from tradetrust.chat.v1 import chat_gateway_pb2 as pb
 
-from gateway.domain import OrderChannel, Participant, SyncState
+from gateway.domain import EventAction, OrderChannel, OrderEvent, Participant, SyncState
 
 
 def order_channel(
@@ -28,6 +28,11 @@ def order_channel(
         sync_state=sync_state,
         create_time=create_time or datetime.now(UTC),
     )
+
+
+def creation(time: datetime | None = None, service: str = "order-service") -> OrderEvent:
+    """The ``created`` event a new order is recorded with."""
+    return OrderEvent(time or datetime.now(UTC), EventAction.CREATED, service)
 
 
 def participant(user_id: str, display_name: str = "", image_url: str = "") -> pb.Participant:

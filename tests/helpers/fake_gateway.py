@@ -73,6 +73,30 @@ class FakeGateway(pb_grpc.ChatGatewayServicer):
         await self._enter("AuthorizeParticipant", context)
         return pb.AuthorizeParticipantResponse(allowed=False)
 
+    async def GetOrderChannel(  # noqa: N802
+        self, request: pb.GetOrderChannelRequest, context: Context
+    ) -> pb.GetOrderChannelResponse:
+        await self._enter("GetOrderChannel", context)
+        return pb.GetOrderChannelResponse()
+
+    async def CloseOrderChannel(  # noqa: N802
+        self, request: pb.CloseOrderChannelRequest, context: Context
+    ) -> pb.CloseOrderChannelResponse:
+        await self._enter("CloseOrderChannel", context)
+        return pb.CloseOrderChannelResponse()
+
+    async def OpenDispute(  # noqa: N802
+        self, request: pb.OpenDisputeRequest, context: Context
+    ) -> pb.OpenDisputeResponse:
+        await self._enter("OpenDispute", context)
+        return pb.OpenDisputeResponse()
+
+    async def RevokeUserTokens(  # noqa: N802
+        self, request: pb.RevokeUserTokensRequest, context: Context
+    ) -> pb.RevokeUserTokensResponse:
+        await self._enter("RevokeUserTokens", context)
+        return pb.RevokeUserTokensResponse(user_id=request.user_id)
+
 
 async def start_fake(
     credentials: grpc.ServerCredentials | None = None,

@@ -7,14 +7,19 @@ from typing import Any
 
 import grpc
 
-from gateway.config import DEV_ORDER_SERVICE_KEY, DEV_WEB_BACKEND_KEY
+from gateway.config import DEV_ORDER_SERVICE_KEY, DEV_SUPPORT_TOOL_KEY, DEV_WEB_BACKEND_KEY
 
 Metadata = tuple[tuple[str, str], ...]
 
 ORDER_SERVICE: Metadata = (("authorization", f"Bearer {DEV_ORDER_SERVICE_KEY}"),)
-"""Metadata of the dev profile's order service (EnsureOrderChannel, AuthorizeParticipant)."""
+"""Metadata of the dev profile's order service (EnsureOrderChannel, AuthorizeParticipant,
+GetOrderChannel, CloseOrderChannel)."""
 WEB_BACKEND: Metadata = (("authorization", f"Bearer {DEV_WEB_BACKEND_KEY}"),)
-"""Metadata of the dev profile's web backend (IssueToken, AuthorizeParticipant)."""
+"""Metadata of the dev profile's web backend (IssueToken, AuthorizeParticipant,
+RevokeUserTokens)."""
+SUPPORT_TOOL: Metadata = (("authorization", f"Bearer {DEV_SUPPORT_TOOL_KEY}"),)
+"""Metadata of the dev profile's support tool (GetOrderChannel, OpenDispute,
+CloseOrderChannel, AuthorizeParticipant, RevokeUserTokens)."""
 
 GATEWAY_METHOD = "/tradetrust.chat.v1.ChatGateway/"
 """The full-name prefix of every ChatGateway method."""

@@ -20,8 +20,8 @@ from gateway import app
 from gateway.app import Gateway
 from gateway.bridge.server import BridgeEdge
 from gateway.rpc.server import GrpcEdge
-from tests.conftest import SettingsFactory
-from tests.ports import free_port
+from tests.helpers.gateways import SettingsFactory
+from tests.helpers.ports import free_port
 
 
 class StepFailed(Exception):

@@ -9,21 +9,18 @@ from typing import TYPE_CHECKING, Any
 import grpc
 import jwt
 import pytest
+from google.protobuf import duration_pb2
 from tradetrust.chat.v1 import chat_gateway_pb2 as pb
 from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
 
-from gateway.config import (
-    DEV_ORDER_SERVICE_KEY,
-    DEV_STREAM_API_SECRET,
-    DEV_SUPPORT_TOOL_KEY,
-    DEV_WEB_BACKEND_KEY,
-)
+from gateway.config import DEV_STREAM_API_SECRET
+from tests.helpers.rpc import ORDER_SERVICE as ORDER
+from tests.helpers.rpc import SUPPORT_TOOL as SUPPORT
+from tests.helpers.rpc import WEB_BACKEND as WEB
+from tests.helpers.rpc import status_of as code_of
 
 if TYPE_CHECKING:
     Stub = pb_grpc.ChatGatewayAsyncStub
-ORDER = (("authorization", f"Bearer {DEV_ORDER_SERVICE_KEY}"),)
-WEB = (("authorization", f"Bearer {DEV_WEB_BACKEND_KEY}"),)
-SUPPORT = (("authorization", f"Bearer {DEV_SUPPORT_TOOL_KEY}"),)
 OPEN, CLOSED, DISPUTED = (
     pb.ORDER_CHANNEL_STATE_OPEN,
     pb.ORDER_CHANNEL_STATE_CLOSED,
@@ -69,14 +66,6 @@ async def history(stub: Stub, order_id: str = "ord-life") -> list[tuple[str, str
         pb.GetOrderChannelRequest(order_id=order_id), metadata=ORDER
     )
     return [(e.action, e.service, e.reason, e.agent_user_id) for e in response.history]
-
-
-async def code_of(call: Any) -> grpc.StatusCode:
-    try:
-        await call
-    except grpc.aio.AioRpcError as exc:
-        return exc.code()
-    return grpc.StatusCode.OK
 
 
 async def test_a_new_order_is_open_with_its_creation_in_the_history(stub: Stub) -> None:
@@ -192,11 +181,7 @@ async def test_bad_input_is_refused_and_changes_nothing(
     stub: Stub, request_: Any, field: str
 ) -> None:
     await place(stub)
-    method = {
-        pb.OpenDisputeRequest: stub.OpenDispute,
-        pb.CloseOrderChannelRequest: stub.CloseOrderChannel,
-        pb.GetOrderChannelRequest: stub.GetOrderChannel,
-    }[type(request_)]
+    method: Any = getattr(stub, type(request_).__name__.removesuffix("Request"))
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await method(request_, metadata=SUPPORT)
     assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
@@ -270,7 +255,8 @@ async def test_revocation_returns_in_the_next_second_with_the_rule_s_time(stub: 
 async def test_tokens_carry_iat_the_skew_in_the_past(stub: Stub) -> None:
     before = int(time.time())
     token = await stub.IssueToken(
-        pb.IssueTokenRequest(user_id="buyer-1", ttl={"seconds": 600}), metadata=WEB
+        pb.IssueTokenRequest(user_id="buyer-1", ttl=duration_pb2.Duration(seconds=600)),
+        metadata=WEB,
     )
     after = int(time.time())
     claims = jwt.decode(token.token, DEV_STREAM_API_SECRET, algorithms=["HS256"])

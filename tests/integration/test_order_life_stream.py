@@ -4,10 +4,8 @@ outages, a SIGKILL and a restart; drift is repaired; revocations bite at Stream.
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import grpc
@@ -16,41 +14,21 @@ from tradetrust.chat.v1 import chat_gateway_pb2 as pb
 from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
 
 from gateway.app import Gateway
-from gateway.config import DEV_ORDER_SERVICE_KEY, DEV_SUPPORT_TOOL_KEY, DEV_WEB_BACKEND_KEY
 from gateway.domain import SyncState
-from tests.conftest import SettingsFactory
-from tests.gateway_process import clean_env, logged_grpc_port, spawn
+from tests.helpers.gateways import GatewayFactory
+from tests.helpers.polling import eventually
+from tests.helpers.processes import GatewayChildren, child_env
+from tests.helpers.rpc import ORDER_SERVICE as ORDER
+from tests.helpers.rpc import SUPPORT_TOOL as SUPPORT
+from tests.helpers.rpc import WEB_BACKEND as WEB
 from tests.stream_double import StreamDouble, StreamError
 
-ORDER = (("authorization", f"Bearer {DEV_ORDER_SERVICE_KEY}"),)
-WEB = (("authorization", f"Bearer {DEV_WEB_BACKEND_KEY}"),)
-SUPPORT = (("authorization", f"Bearer {DEV_SUPPORT_TOOL_KEY}"),)
 CID = "messaging:order-ord-s"
 
 
 @pytest.fixture
-async def gateway(
-    make_settings: SettingsFactory, stream_env: dict[str, str]
-) -> AsyncIterator[Gateway]:
-    async with Gateway(make_settings(env=stream_env)) as gw:
-        yield gw
-
-
-@pytest.fixture
-async def stub(gateway: Gateway) -> AsyncIterator[pb_grpc.ChatGatewayAsyncStub]:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.grpc_port}") as channel:
-        yield pb_grpc.ChatGatewayStub(channel)
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    for _ in range(int(timeout_s / 0.05) + 1):
-        if await check():
-            return
-        if time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.05)
-    pytest.fail(f"not within {timeout_s}s")
+async def gateway(start_gateway: GatewayFactory, stream_env: dict[str, str]) -> Gateway:
+    return await start_gateway(stream_env)
 
 
 async def place(stub: pb_grpc.ChatGatewayAsyncStub, order_id: str = "ord-s") -> pb.OrderChannel:
@@ -147,7 +125,7 @@ async def test_drift_repair_keeps_agents_removes_strangers_restores_frozen(
             "ord-s",
         )
 
-    await eventually(repaired)
+    await eventually(repaired, timeout_s=10.0)
 
 
 @pytest.mark.parametrize("step", ["close", "dispute"])
@@ -157,23 +135,25 @@ async def test_a_stream_outage_leaves_the_change_pending_until_stream_is_back(
     await place(stub)
     await stream_double.stop()
     if step == "close":
-        reply = await stub.CloseOrderChannel(
+        closed = await stub.CloseOrderChannel(
             pb.CloseOrderChannelRequest(order_id="ord-s"), metadata=ORDER, timeout=5
         )
+        answered = closed.channel
     else:
-        reply = await stub.OpenDispute(
+        disputed = await stub.OpenDispute(
             pb.OpenDisputeRequest(order_id="ord-s", agent=pb.Participant(user_id="sue-1")),
             metadata=SUPPORT,
             timeout=5,
         )
-    assert reply.channel.sync_state == pb.SYNC_STATE_PENDING
+        answered = disputed.channel
+    assert answered.sync_state == pb.SYNC_STATE_PENDING
     await stream_double.start()
 
     async def synced() -> bool:
         channel = await gateway.registry.get("ord-s")
         return channel is not None and channel.sync_state is SyncState.SYNCED
 
-    await eventually(synced)
+    await eventually(synced, timeout_s=10.0)
     members, frozen, order_id = held(stream_double)
     if step == "close":
         assert frozen and set(members) == {"buyer-1", "seller-1"}
@@ -216,7 +196,7 @@ async def test_a_revocation_during_an_outage_is_finished_later(
     async def done() -> bool:
         return not await gateway.registry.pending_revocations()
 
-    await eventually(done)
+    await eventually(done, timeout_s=10.0)
     with pytest.raises(StreamError):
         stream_double.check_user_token(old.token)
 
@@ -233,49 +213,16 @@ async def test_tokens_are_not_issued_ahead_of_stream_s_clock(
 # -- across a SIGKILL and a restart ----------------------------------------------------------
 
 
-class Process:
-    def __init__(self, proc: asyncio.subprocess.Process, port: int) -> None:
-        self.proc, self.port = proc, port
-
-
-@pytest.fixture
-async def processes() -> AsyncIterator[list[Process]]:
-    started: list[Process] = []
-    try:
-        yield started
-    finally:
-        for child in started:
-            if child.proc.returncode is None:
-                child.proc.kill()
-                await child.proc.wait()
-
-
-async def _start(env: dict[str, str], log: Path, processes: list[Process]) -> Process:
-    proc = await spawn(env, log, dev=True)
-    port = await logged_grpc_port(proc, log, time.monotonic() + 20.0)
-    assert port, log.read_text(errors="replace")
-    child = Process(proc, port)
-    processes.append(child)
-    return child
-
-
 @pytest.mark.slow
 async def test_pending_lifecycle_changes_survive_sigkill_and_restart(
     stream_double: StreamDouble,
     stream_env: dict[str, str],
-    processes: list[Process],
+    gateway_children: GatewayChildren,
     tmp_path: Path,
 ) -> None:
-    env = clean_env(
-        {
-            **stream_env,
-            "CHAT_GATEWAY_GRPC_ADDR": "127.0.0.1:0",
-            "CHAT_GATEWAY_HTTP_ADDR": "127.0.0.1:0",
-        },
-        tmp_path,
-    )
-    first = await _start(env, tmp_path / "first.log", processes)
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{first.port}") as channel:
+    env = child_env(tmp_path, stream_env)
+    first = await gateway_children.start(env, name="first")
+    async with grpc.aio.insecure_channel(first.grpc_addr) as channel:
         stub = pb_grpc.ChatGatewayStub(channel)
         await place(stub)
         old = await stub.IssueToken(
@@ -297,11 +244,10 @@ async def test_pending_lifecycle_changes_survive_sigkill_and_restart(
             pb.RevokeUserTokensRequest(user_id="buyer-1"), metadata=WEB, timeout=5
         )
         assert revoked.sync_state == pb.SYNC_STATE_PENDING
-    first.proc.send_signal(signal.SIGKILL)
-    assert await first.proc.wait() == -signal.SIGKILL
+    assert await first.kill() == -signal.SIGKILL
 
     await stream_double.start()
-    second = await _start(env, tmp_path / "second.log", processes)
+    second = await gateway_children.start(env, name="second")
 
     async def exactly_right() -> bool:
         if CID not in stream_double.channels or stream_double.revoked_before("buyer-1") is None:
@@ -316,9 +262,8 @@ async def test_pending_lifecycle_changes_survive_sigkill_and_restart(
             "ord-s",
         )
 
-    await eventually(exactly_right, timeout_s=20)
+    await eventually(exactly_right, timeout_s=20.0)
     with pytest.raises(StreamError):
         stream_double.check_user_token(old.token)
     assert stream_double.creations == {CID: 1}
-    second.proc.send_signal(signal.SIGTERM)
-    assert await second.proc.wait() == 0
+    assert await second.terminate() == 0

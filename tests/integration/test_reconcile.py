@@ -7,7 +7,6 @@ import asyncio
 import json
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -16,30 +15,29 @@ from tradetrust.chat.v1 import chat_gateway_pb2 as pb
 from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
 
 from gateway.app import Gateway
-from gateway.config import DEV_ORDER_SERVICE_KEY, DEV_SUPPORT_TOOL_KEY, DEV_WEB_BACKEND_KEY
-from tests.conftest import SettingsFactory
-from tests.gateway_process import REPO, clean_env
+from tests.helpers.gateways import GatewayFactory
+from tests.helpers.processes import REPO, gateway_environ
+from tests.helpers.rpc import ORDER_SERVICE as ORDER
+from tests.helpers.rpc import SUPPORT_TOOL as SUPPORT
+from tests.helpers.rpc import WEB_BACKEND as WEB
 from tests.stream_double import StreamDouble
 
-ORDER = (("authorization", f"Bearer {DEV_ORDER_SERVICE_KEY}"),)
-WEB = (("authorization", f"Bearer {DEV_WEB_BACKEND_KEY}"),)
-SUPPORT = (("authorization", f"Bearer {DEV_SUPPORT_TOOL_KEY}"),)
+
+@pytest.fixture
+def settings_env(stream_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """The gateway's and the command's settings: the double, one SQLite file."""
+    return {**stream_env, "CHAT_GATEWAY_DATABASE_URL": f"sqlite:///{tmp_path / 'r.db'}"}
 
 
 @pytest.fixture
-def env(stream_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    return clean_env(
-        {**stream_env, "CHAT_GATEWAY_DATABASE_URL": f"sqlite:///{tmp_path / 'r.db'}"}, tmp_path
-    )
+def env(settings_env: dict[str, str]) -> dict[str, str]:
+    """The command's process environment."""
+    return gateway_environ(settings_env)
 
 
 @pytest.fixture
-async def gateway(make_settings: SettingsFactory, env: dict[str, str]) -> AsyncIterator[Gateway]:
-    settings = make_settings(
-        env={k: v for k, v in env.items() if k.startswith(("CHAT_", "GETSTREAM_", "STREAM_"))}
-    )
-    async with Gateway(settings) as gw:
-        yield gw
+async def gateway(start_gateway: GatewayFactory, settings_env: dict[str, str]) -> Gateway:
+    return await start_gateway(settings_env)
 
 
 async def reconcile(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

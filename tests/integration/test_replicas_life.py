@@ -4,9 +4,8 @@ though B had the order in memory before the change."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import aiohttp
 import grpc
@@ -16,19 +15,15 @@ from tradetrust.chat.v1 import chat_gateway_pb2 as pb
 from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
 
 from gateway.app import Gateway
-from gateway.config import (
-    DEV_ORDER_SERVICE_KEY,
-    DEV_SESSION_SECRET,
-    DEV_SUPPORT_TOOL_KEY,
-    DEV_WEB_BACKEND_KEY,
-)
-from tests.conftest import SettingsFactory
+from gateway.config import DEV_SESSION_SECRET
+from tests.helpers.gateways import SettingsFactory
+from tests.helpers.polling import eventually
+from tests.helpers.rpc import ORDER_SERVICE as ORDER
+from tests.helpers.rpc import SUPPORT_TOOL as SUPPORT
+from tests.helpers.rpc import WEB_BACKEND as WEB
 
 pytestmark = pytest.mark.postgres
 
-ORDER = (("authorization", f"Bearer {DEV_ORDER_SERVICE_KEY}"),)
-WEB = (("authorization", f"Bearer {DEV_WEB_BACKEND_KEY}"),)
-SUPPORT = (("authorization", f"Bearer {DEV_SUPPORT_TOOL_KEY}"),)
 WITHIN_S = 1.0
 
 
@@ -71,18 +66,6 @@ async def replicas(
             yield Replica(a, ca), Replica(b, cb)
 
 
-async def within(seconds: float, check: Callable[[], Awaitable[bool]]) -> float:
-    """How long after now ``check`` first holds; fails past ``seconds``."""
-    started = time.monotonic()
-    for _ in range(int(seconds / 0.02) + 2):
-        if await check():
-            return time.monotonic() - started
-        if time.monotonic() - started > seconds:
-            break
-        await asyncio.sleep(0.02)
-    pytest.fail(f"not within {seconds}s")
-
-
 async def test_a_close_on_a_shows_on_b_within_a_second(replicas: tuple[Replica, Replica]) -> None:
     a, b = replicas
     await a.stub.EnsureOrderChannel(
@@ -115,7 +98,7 @@ async def test_a_close_on_a_shows_on_b_within_a_second(replicas: tuple[Replica, 
             and got.channel.state == pb.ORDER_CHANNEL_STATE_CLOSED
         )
 
-    await within(WITHIN_S, closed_on_b)
+    await eventually(closed_on_b, timeout_s=WITHIN_S, interval_s=0.02)
 
 
 async def test_an_agent_added_on_a_is_allowed_on_b(replicas: tuple[Replica, Replica]) -> None:
@@ -148,4 +131,4 @@ async def test_an_agent_added_on_a_is_allowed_on_b(replicas: tuple[Replica, Repl
             and body["members"] == ["buyer-1", "seller-1", "sue-1"]
         )
 
-    await within(WITHIN_S, allowed_on_b)
+    await eventually(allowed_on_b, timeout_s=WITHIN_S, interval_s=0.02)

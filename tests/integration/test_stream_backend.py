@@ -38,7 +38,7 @@ async def test_5xx_is_transient(
 ) -> None:
     stream_double.inject(status)
     with pytest.raises(ChatBackendError) as failure:
-        await backend.ensure_channel(_channel("o-5xx"))
+        await backend.sync_channel(_channel("o-5xx"))
     assert failure.value.transient and failure.value.retry_after_s is None
     assert f"HTTP {status}" in str(failure.value)
 
@@ -49,7 +49,7 @@ async def test_4xx_is_permanent(
 ) -> None:
     stream_double.inject(status)
     with pytest.raises(ChatBackendError) as failure:
-        await backend.ensure_channel(_channel("o-4xx"))
+        await backend.sync_channel(_channel("o-4xx"))
     assert not failure.value.transient
 
 
@@ -59,7 +59,7 @@ async def test_slowness_is_transient_and_bounded(
     stream_double.delay_s = 5.0
     started = time.monotonic()
     with pytest.raises(ChatBackendError) as slow:
-        await backend.ensure_channel(_channel("o-slow"))
+        await backend.sync_channel(_channel("o-slow"))
     assert slow.value.transient
     assert time.monotonic() - started < 1.5  # CHAT_GATEWAY_STREAM_TIMEOUT=1
 
@@ -67,7 +67,7 @@ async def test_slowness_is_transient_and_bounded(
 async def test_outage_is_transient(backend: StreamChatBackend, stream_double: StreamDouble) -> None:
     await stream_double.stop()
     with pytest.raises(ChatBackendError) as down:
-        await backend.ensure_channel(_channel("o-down"))
+        await backend.sync_channel(_channel("o-down"))
     assert down.value.transient
 
 
@@ -76,7 +76,7 @@ async def test_429_gives_retry_after_from_reset_header(
 ) -> None:
     reset = stream_double.rate_limit(1.0)
     with pytest.raises(ChatBackendError) as failure:
-        await backend.ensure_channel(_channel("o-429"))
+        await backend.sync_channel(_channel("o-429"))
     retry_after = failure.value.retry_after_s
     assert failure.value.transient and retry_after is not None
     assert reset - time.time() <= retry_after <= reset - time.time() + 0.2
@@ -87,10 +87,10 @@ async def test_after_a_429_nothing_is_sent_until_the_reset(
 ) -> None:
     stream_double.rate_limit(1.0)
     with pytest.raises(ChatBackendError):
-        await backend.ensure_channel(_channel("o-429"))
+        await backend.sync_channel(_channel("o-429"))
     # Until the reset nothing is sent: the next call fails locally.
     with pytest.raises(ChatBackendError):
-        await backend.ensure_channel(_channel("o-429-b"))
+        await backend.sync_channel(_channel("o-429-b"))
     assert len(stream_double.calls) == 1
 
 
@@ -99,7 +99,7 @@ async def test_spent_window_on_a_success_holds_later_calls(
 ) -> None:
     stream_double.remaining_override = 0  # answers succeed, but the window is spent
     with pytest.raises(ChatBackendError) as held:
-        await backend.ensure_channel(_channel("o-spent"))
+        await backend.sync_channel(_channel("o-spent"))
     # upsert_users succeeded and said Remaining: 0, so the channel call was not sent.
     assert [c.path for c in stream_double.calls] == ["/users"]
     assert held.value.transient and (held.value.retry_after_s or 0) > 0

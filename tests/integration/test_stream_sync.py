@@ -224,7 +224,7 @@ async def test_wrong_secret_is_a_permanent_401(
     channel = order_channel("ord-8")
     try:
         with pytest.raises(ChatBackendError) as failure:
-            await backend.ensure_channel(channel)
+            await backend.sync_channel(channel)
     finally:
         await backend.close()
 

@@ -15,7 +15,7 @@ from gateway.app import open_registry
 from gateway.config import ConfigError
 from gateway.domain import UnavailableError
 from gateway.registry.postgres import PostgresRegistry
-from tests.helpers.builders import order_channel
+from tests.helpers.builders import creation, order_channel
 from tests.helpers.gateways import SettingsFactory
 from tests.helpers.pg import PostgresServer
 from tests.helpers.polling import eventually
@@ -30,7 +30,7 @@ async def test_claim_skips_rows_locked_by_another_transaction(pg_url: str) -> No
     registry = await PostgresRegistry.open(pg_url)
     try:
         for order_id in ("o-1", "o-2", "o-3"):
-            await registry.ensure(order_channel(order_id), claim_for=timedelta(0))
+            await registry.ensure(order_channel(order_id), creation(), claim_for=timedelta(0))
         async with await psycopg.AsyncConnection.connect(pg_url) as other:
             # Another replica is in the middle of claiming o-2.
             await other.execute("SELECT 1 FROM orders WHERE order_id = 'o-2' FOR UPDATE")
@@ -57,14 +57,14 @@ async def test_outage_fails_fast_then_recovers(pg_private: PostgresServer) -> No
     url = pg_private.create_database()
     registry = await PostgresRegistry.open(url, timeout_s=TIMEOUT_S)
     try:
-        await registry.ensure(order_channel("o-before"), claim_for=timedelta(0))
+        await registry.ensure(order_channel("o-before"), creation(), claim_for=timedelta(0))
         pg_private.stop("immediate")
 
         calls: list[Callable[[], Awaitable[Any]]] = [
-            lambda: registry.ensure(order_channel("o-during"), claim_for=timedelta(0)),
+            lambda: registry.ensure(order_channel("o-during"), creation(), claim_for=timedelta(0)),
             lambda: registry.get("o-before"),
             lambda: registry.claim_pending(limit=10, lease=LEASE),
-            lambda: registry.mark_synced("o-before"),
+            lambda: registry.mark_synced("o-before", 1),
             lambda: registry.record_failure("o-before", retry_at=datetime.now(UTC), error="x"),
             lambda: registry.pending_stats(),
         ]
@@ -90,7 +90,9 @@ async def test_outage_fails_fast_then_recovers(pg_private: PostgresServer) -> No
         # Nothing was written while the database was down; what was committed survived.
         assert await registry.get("o-during") is None
         assert await registry.get("o-before") is not None
-        _, created = await registry.ensure(order_channel("o-after"), claim_for=timedelta(0))
+        _, created = await registry.ensure(
+            order_channel("o-after"), creation(), claim_for=timedelta(0)
+        )
         assert created
     finally:
         await registry.close()

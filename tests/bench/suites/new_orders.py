@@ -1,6 +1,6 @@
 """``orders``: EnsureOrderChannel for orders never seen before, 64 calls at a time, with the
 gateway in stream mode against the Stream double answering every call after 50 ms, on
-SQLite and on PostgreSQL (a throwaway server, :class:`tests.pg.PostgresServer`).
+SQLite and on PostgreSQL (a throwaway server, :class:`tests.helpers.pg.PostgresServer`).
 
 Per registry, one gateway and one double (each a process of its own), three phases, each
 between two quiet points (nothing in flight at the double for 1.5 s, longer than the sync
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.bench import procs
-from tests.pg import PostgresServer, find_bindir
+from tests.helpers.pg import PostgresServer, find_bindir
 
 BUYERS, SELLERS = 1000, 100
 DELAY_S = 0.05
