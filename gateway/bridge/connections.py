@@ -26,6 +26,7 @@ import socket
 import ssl
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import cast
 
 from aiohttp import web
 
@@ -51,10 +52,10 @@ class _Connection(asyncio.Protocol):
     # -- asyncio.Protocol ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
+        self.transport = cast(asyncio.Transport, transport)
         if not self._guard.admit(self):
-            transport.abort()
+            self.transport.abort()
             return
         self._admitted = True
         self._inner.connection_made(transport)

@@ -64,6 +64,7 @@ _BODY_ERRORS = {
     "400": _error("invalid argument (the message names the field) or invalid JSON"),
     "413": _error("request body larger than 16 KiB"),
     "415": _error("request body is not application/json"),
+    "408": _error("the request body did not arrive in time"),
 }
 
 _SECURITY: list[dict[str, list[str]]] = [{"sessionBearer": []}, {"sessionCookie": []}]
@@ -121,8 +122,12 @@ _DOCUMENT: dict[str, Any] = {
         "/api/chat/stream/channel": {
             "post": {
                 "operationId": "openOrderChannel",
-                "summary": "The order's chat channel, for its buyer or seller",
-                "description": "A pending channel is synced to Stream first (bounded).",
+                "summary": "The order's chat channel, for its buyer, seller or support agent",
+                "description": (
+                    "A pending channel that is due gets one sync attempt first (shared by "
+                    "concurrent requests, bounded). A closed order's channel still answers "
+                    "200, with `state: closed`."
+                ),
                 "security": _SECURITY,
                 "requestBody": {
                     "required": True,
@@ -132,8 +137,9 @@ _DOCUMENT: dict[str, Any] = {
                     "200": _ok("the channel and the caller's role", "Channel"),
                     **_BODY_ERRORS,
                     **_AUTH_ERRORS,
-                    "403": _error("the user is not the order's buyer or seller"),
+                    "403": _error("the user is not the order's buyer, seller or support agent"),
                     "404": _error("no chat channel for this order"),
+                    "429": _error("too many channel requests for this user", _RETRY_AFTER),
                     "503": _error("the registry cannot be reached"),
                 },
             },

@@ -130,7 +130,8 @@ class StreamChatBackend:
         )
 
     async def close(self) -> None:
-        """Close the SDK's HTTP session."""
+        """Stop the user upserts in flight and close the SDK's HTTP session."""
+        await self._users.close()
         await self._client.close()
 
     # -- ChatBackend -----------------------------------------------------------------------

@@ -16,6 +16,7 @@ the error, and the next call tries again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 
 from gateway.lru import BoundedCache
@@ -84,6 +85,14 @@ class UserUpserts:
                 self._known.put(uid, _details(user))
                 if not done.done():
                     done.set_result(None)
+
+    async def close(self) -> None:
+        """Stop sending: an upsert in flight is cancelled, its waiters get the error."""
+        running, self._running = self._running, None
+        if running is not None and not running.done():
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
 
     def forget(self, user_id: str) -> None:
         """Upsert ``user_id`` again next time (its Stream record may have changed)."""

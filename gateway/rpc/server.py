@@ -87,14 +87,18 @@ class GrpcEdge:
         reflection.enable_server_reflection(
             (GATEWAY_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
-        if self._credentials is not None:
-            port = server.add_secure_port(settings.grpc_addr, self._credentials)
-        else:
-            port = server.add_insecure_port(settings.grpc_addr)
+        bind_error: RuntimeError | None = None
+        try:
+            if self._credentials is not None:
+                port = server.add_secure_port(settings.grpc_addr, self._credentials)
+            else:
+                port = server.add_insecure_port(settings.grpc_addr)
+        except RuntimeError as exc:  # grpcio raises "Failed to bind" (older ones return 0)
+            port, bind_error = 0, exc
         await server.start()  # even when binding failed: a started server frees its poller
         if port == 0:
             await server.stop(0)
-            raise OSError(f"cannot listen on {settings.grpc_addr} for gRPC")
+            raise OSError(f"cannot listen on {settings.grpc_addr} for gRPC") from bind_error
         self._server, self.port = server, port
         try:
             await self.set_serving(True)

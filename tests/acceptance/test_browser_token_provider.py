@@ -305,7 +305,7 @@ async def test_token_provider_refreshes_and_cors_blocks_other_origins(
         first = await chromium.evaluate("client.connectUser({id: 'buyer-1'}, tokenProvider)")
         first_claims = _stream_claims(first)
         assert first_claims["user_id"] == BUYER
-        assert first_claims["exp"] - first_claims["iat"] == 60
+        assert first_claims["exp"] - first_claims["iat"] == 60 + 5
         # Not expired yet: the provider is not called again.
         assert await chromium.evaluate("client.getToken()") == first
         assert await chromium.evaluate("window.providerCalls") == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -54,6 +55,7 @@ async def test_participant_gets_channel_and_role(
         "role": role,
         "members": [BUYER, SELLER],
         "syncState": "synced",
+        "state": "open",
     }
 
 
@@ -188,7 +190,7 @@ async def _serve(
         await edge.stop()
 
 
-async def test_pending_channel_is_synced_before_answering(
+async def test_a_due_pending_channel_is_synced_before_answering(
     http: aiohttp.ClientSession, gateway: Gateway
 ) -> None:
     backend = down_backend()
@@ -202,6 +204,7 @@ async def test_pending_channel_is_synced_before_answering(
         assert (response.status, (await response.json())["syncState"]) == (200, "pending")
         backend.fail_with = None
         calls = len(backend.synced)
+        await asyncio.sleep(0.1)  # past the failed attempts' backoff (capped at 0.05 s here)
         response = await post_channel(http, base, SELLER, {"orderId": "ord-pending"})
         assert response.status == 200
         assert (await response.json())["syncState"] == "synced"

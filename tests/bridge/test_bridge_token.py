@@ -33,7 +33,7 @@ async def test_get_token_default_ttl(http: aiohttp.ClientSession, bridge_url: st
     assert RFC3339_UTC.fullmatch(body["expiresAt"])
     claims = stream_claims(body["token"])
     assert claims["user_id"] == BUYER
-    assert claims["exp"] - claims["iat"] == 86_400
+    assert claims["exp"] - claims["iat"] == 86_400 + 5  # iat 5 s back
     expires = datetime.strptime(body["expiresAt"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     assert int(expires.timestamp()) == claims["exp"]
 
@@ -43,7 +43,7 @@ async def test_get_token_ttl_in_query(http: aiohttp.ClientSession, bridge_url: s
     async with http.get(url, headers=bearer(session_jwt(BUYER))) as response:
         assert response.status == 200
         claims = stream_claims((await response.json())["token"])
-    assert claims["exp"] - claims["iat"] == 120
+    assert claims["exp"] - claims["iat"] == 120 + 5  # iat 5 s back
 
 
 @pytest.mark.parametrize("body", [{"ttl": 300}, {"ttl": 300.0}])
@@ -56,14 +56,14 @@ async def test_post_token_ttl_in_body(
         assert response.status == 200
         assert response.headers["Cache-Control"] == "no-store"
         claims = stream_claims((await response.json())["token"])
-    assert claims["exp"] - claims["iat"] == 300
+    assert claims["exp"] - claims["iat"] == 300 + 5  # iat 5 s back
 
 
 async def test_post_token_without_body(http: aiohttp.ClientSession, bridge_url: str) -> None:
     async with http.post(bridge_url + TOKEN_PATH, headers=bearer(session_jwt(BUYER))) as response:
         assert response.status == 200
         claims = stream_claims((await response.json())["token"])
-    assert claims["exp"] - claims["iat"] == 86_400
+    assert claims["exp"] - claims["iat"] == 86_400 + 5  # iat 5 s back
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ import signal
 import time
 from pathlib import Path
 
+import aiohttp
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -58,19 +59,21 @@ async def test_sigterm_drains_in_flight_calls_and_exits_zero(
         stub = pb_grpc.ChatGatewayStub(calls_channel)
         health = health_pb2_grpc.HealthStub(probe_channel)
         probe = pb_grpc.ChatGatewayStub(probe_channel)
-        seen_before = stream_double.requests_seen
         calls = [
             asyncio.ensure_future(
                 stub.EnsureOrderChannel(numbered_request(n), metadata=ORDER_SERVICE, timeout=20)
             )
             for n in range(IN_FLIGHT)
         ]
-        # Every call is inside Stream (its first request arrived at the double).
-        await eventually(
-            lambda: stream_double.requests_seen - seen_before >= IN_FLIGHT,
-            timeout_s=10,
-            interval_s=0.01,
-        )
+        # Every call is in flight in the gateway (waiting for Stream), by its own metrics.
+        async with aiohttp.ClientSession() as http:
+
+            async def all_in_flight() -> bool:
+                async with http.get(child.http_url + "/metrics") as response:
+                    text = await response.text()
+                return f"chat_gateway_rpcs_in_flight {float(IN_FLIGHT)}" in text
+
+            await eventually(all_in_flight, timeout_s=10, interval_s=0.02)
         assert not any(c.done() for c in calls)
 
         sent = time.monotonic()

@@ -21,6 +21,7 @@ from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
 
 from gateway.app import Gateway
 from gateway.config import Settings, load_settings
+from tests.helpers.rpc import warmed
 
 SettingsFactory = Callable[..., Settings]
 """``make_settings(env=None, **overrides) -> Settings``."""
@@ -100,7 +101,7 @@ async def gateway(start_gateway: GatewayFactory) -> Gateway:
 async def channel(gateway: Gateway) -> AsyncIterator[grpc.aio.Channel]:
     """A client channel to the test gateway."""
     async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.grpc_port}") as ch:
-        yield ch
+        yield await warmed(ch)
 
 
 @pytest.fixture

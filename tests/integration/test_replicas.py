@@ -45,6 +45,7 @@ from tests.helpers.load import OrderLoad
 from tests.helpers.pg import PostgresServer
 from tests.helpers.polling import eventually
 from tests.helpers.processes import GatewayChild, GatewayChildren, gateway_environ
+from tests.helpers.rpc import bursting_channel, warmed
 from tests.stream_double import StreamDouble
 from tests.stream_double.fixtures import STREAM_TEST_KEY, STREAM_TEST_SECRET
 
@@ -96,7 +97,7 @@ async def replica_stubs(
     async with contextlib.AsyncExitStack() as stack:
         yield [
             pb_grpc.ChatGatewayStub(
-                await stack.enter_async_context(grpc.aio.insecure_channel(r.grpc_addr))
+                await warmed(await stack.enter_async_context(bursting_channel(r.grpc_addr)))
             )
             for r in replicas
         ]

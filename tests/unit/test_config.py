@@ -35,7 +35,25 @@ def test_dev_profile_defaults() -> None:
     assert (
         names["order-service"].key_sha256 == hashlib.sha256(DEV_ORDER_SERVICE_KEY.encode()).digest()
     )
-    assert names["web-backend"].methods == {"IssueToken", "AuthorizeParticipant"}
+    assert names["web-backend"].methods == {
+        "IssueToken",
+        "AuthorizeParticipant",
+        "RevokeUserTokens",
+    }
+    assert names["order-service"].methods == {
+        "EnsureOrderChannel",
+        "AuthorizeParticipant",
+        "GetOrderChannel",
+        "CloseOrderChannel",
+    }
+    assert names["support-tool"].methods == {
+        "GetOrderChannel",
+        "OpenDispute",
+        "CloseOrderChannel",
+        "AuthorizeParticipant",
+        "RevokeUserTokens",
+    }
+    assert names["support-tool"].key_sha256 == hashlib.sha256(b"dev-support-tool-key").digest()
 
 
 def test_dev_profile_with_stream_credentials_uses_stream_backend() -> None:
@@ -45,7 +63,8 @@ def test_dev_profile_with_stream_credentials_uses_stream_backend() -> None:
     )
     assert s.stream.backend == "stream" and s.stream.stream_api_key == "k"
     assert s.stream.stream_base_url == "http://x"
-    assert {g.name for g in s.edge.services} == {"order-service", "web-backend"}  # dev keys kept
+    services = {g.name for g in s.edge.services}
+    assert services == {"order-service", "web-backend", "support-tool"}  # dev keys kept
 
 
 def test_production_gets_no_dev_value() -> None:

@@ -23,6 +23,7 @@ GOLDEN = {
     "UnavailableError": ("UNAVAILABLE", "UNAVAILABLE", 503, "unavailable"),
     "RateLimitedError": ("RATE_LIMITED", "RESOURCE_EXHAUSTED", 429, "rate_limited"),
     "OverloadedError": ("OVERLOADED", "RESOURCE_EXHAUSTED", 429, "rate_limited"),
+    "RequestTimeoutError": ("REQUEST_TIMEOUT", None, 408, "request_timeout"),  # HTTP only
 }
 
 

@@ -61,7 +61,7 @@ def service(registry: FakeRegistry, backend: FakeChatBackend, clock: FakeClock) 
 
 async def test_issue_token_default_ttl_is_24h(service: ChatService) -> None:
     token = service.issue_token("buyer-42")
-    assert token.expire_time - token.issue_time == timedelta(hours=24)
+    assert token.expire_time - token.issue_time == timedelta(hours=24, seconds=5)  # iat skew
     assert token.api_key == "key" and token.user_id == "buyer-42"
 
 
@@ -138,14 +138,26 @@ async def test_authorize_on_an_unknown_order(service: ChatService) -> None:
         await service.authorize_participant("ord-404", "buyer-42")
 
 
-async def test_open_order_channel_syncs_pending_first(
-    service: ChatService, backend: FakeChatBackend
+async def test_open_order_channel_syncs_a_due_pending_order_first(
+    service: ChatService, backend: FakeChatBackend, clock: FakeClock
 ) -> None:
     backend.fail_with = ChatBackendError("down", transient=True)
     await service.ensure_order_channel("ord-1", BUYER, SELLER)
     backend.fail_with = None
+    clock.advance(60)  # past the failed attempt's backoff: due again
     channel, role = await service.open_order_channel("ord-1", "seller-7")
     assert role is Role.SELLER and channel.sync_state is SyncState.SYNCED
+
+
+async def test_open_order_channel_respects_the_backoff(
+    service: ChatService, backend: FakeChatBackend, clock: FakeClock
+) -> None:
+    backend.fail_with = ChatBackendError("down", transient=True)
+    await service.ensure_order_channel("ord-1", BUYER, SELLER)
+    attempts = len(backend.synced)
+    backend.fail_with = None
+    channel, _ = await service.open_order_channel("ord-1", "seller-7")  # not due yet
+    assert channel.sync_state is SyncState.PENDING and len(backend.synced) == attempts
 
 
 async def test_open_order_channel_refuses_a_stranger(service: ChatService) -> None:

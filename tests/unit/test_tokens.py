@@ -21,8 +21,8 @@ def test_claims_and_lifetime(ttl_s: int) -> None:
     claims = jwt.decode(issued.token, SECRET, algorithms=["HS256"], options={"verify_exp": False})
     assert set(claims) == {"user_id", "iat", "exp"}
     assert claims["user_id"] == "buyer-42"
-    assert claims["exp"] - claims["iat"] == ttl_s
-    assert claims["iat"] == int(clock.now.timestamp())
+    second = int(clock.now.timestamp())
+    assert (claims["iat"], claims["exp"]) == (second - 5, second + ttl_s)  # iat 5 s back
     assert issued.expire_time.timestamp() == claims["exp"]
     assert jwt.get_unverified_header(issued.token)["alg"] == "HS256"
 
@@ -41,7 +41,7 @@ def test_sub_second_clock_is_truncated() -> None:
         "u", timedelta(seconds=120)
     )
     claims = jwt.decode(issued.token, SECRET, algorithms=["HS256"], options={"verify_exp": False})
-    assert claims["exp"] - claims["iat"] == 120
+    assert claims["exp"] - claims["iat"] == 120 + 5  # iat 5 s back
 
 
 def test_byte_identical_to_pyjwt() -> None:
@@ -49,9 +49,11 @@ def test_byte_identical_to_pyjwt() -> None:
     issued = StreamTokenSigner(api_key="k", api_secret=SECRET, clock=clock).sign(
         "ana@tradetrust", timedelta(hours=1)
     )
-    iat = int(clock.now.timestamp())
+    second = int(clock.now.timestamp())
     reference = jwt.encode(
-        {"user_id": "ana@tradetrust", "iat": iat, "exp": iat + 3600}, SECRET, algorithm="HS256"
+        {"user_id": "ana@tradetrust", "iat": second - 5, "exp": second + 3600},
+        SECRET,
+        algorithm="HS256",
     )
     assert issued.token == reference
 
@@ -67,3 +69,18 @@ def test_reuse_only_within_the_same_second() -> None:
     later = signer.sign("u", timedelta(minutes=5))
     assert later.token != first.token
     assert later.expire_time - first.expire_time == timedelta(seconds=1)
+
+
+@pytest.mark.parametrize("skew", [0, 1, 5, 30])
+def test_iat_lies_the_configured_skew_in_the_past(skew: int) -> None:
+    clock = FakeClock()
+    clock.advance(0.4)
+    signer = StreamTokenSigner(api_key="k", api_secret=SECRET, iat_skew_s=skew, clock=clock)
+    claims = jwt.decode(
+        signer.sign("u", timedelta(minutes=5)).token,
+        SECRET,
+        algorithms=["HS256"],
+        options={"verify_exp": False, "verify_iat": False},
+    )
+    assert claims["iat"] == int(clock.now.timestamp()) - skew
+    assert claims["exp"] == int(clock.now.timestamp()) + 300
