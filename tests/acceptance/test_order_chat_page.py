@@ -8,19 +8,14 @@ and use the page as people do: typing, choosing a file, pressing Enter.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.acceptance.web.bundle import ROOT
 from tests.acceptance.web.chat_page import ChatPage
-from tests.acceptance.web.fixtures import (  # noqa: F401  (fixtures)
-    ChatWorld,
-    browser,
-    eventually,
-    web_bundles,
-    world,
-)
+from tests.acceptance.web.fixtures import ChatWorld, eventually, next_second
 from tests.acceptance.web.images import png
 
 pytestmark = pytest.mark.acceptance
@@ -74,3 +69,104 @@ async def test_buyer_and_seller_exchange_text_and_image_with_read_receipts(
     await buyer.send_text("Tracking number follows.")
     await buyer.wait_receipt("sent")
     assert len(world.stream.open_connections(BUYER)) == 1
+
+
+async def test_a_stranger_and_an_unknown_order_get_clear_pages(world: ChatWorld) -> None:
+    await world.order(ORDER, BUYER, SELLER)
+    stranger = ChatPage(await world.signed_in(STRANGER))
+
+    await world.open_chat(stranger.page, ORDER)
+    await stranger.wait_state("error")
+    assert await stranger.page.evaluate("document.querySelector('main').dataset.errorCode") == (
+        "permission_denied"
+    )
+    assert "not a participant" in await stranger.page.evaluate("document.body.innerText")
+
+    await world.open_chat(stranger.page, "ord-nobody-placed")
+    await stranger.wait_state("error")
+    assert await stranger.page.evaluate("document.querySelector('main').dataset.errorCode") == (
+        "not_found"
+    )
+    # The bridge said no: the page never opened a socket to Stream, nor asked for a token.
+    assert world.stream.connections_of(STRANGER) == []
+    assert stranger.page.requests("/api/chat/stream/token") == []
+
+
+async def test_a_pending_channel_opens_by_itself_once_stream_has_it(world: ChatWorld) -> None:
+    await world.double.stop()  # Stream is down while the order is placed: the channel waits
+    await world.order(ORDER, BUYER, SELLER, synced=False)
+    buyer = ChatPage(await world.signed_in(BUYER))
+    await world.open_chat(buyer.page, ORDER)
+    await buyer.wait_state("pending")
+    assert "being set up" in await buyer.page.evaluate("document.body.innerText")
+
+    await world.double.start()  # Stream is back: the gateway syncs, the page asks again
+    await buyer.wait_state("open", timeout_s=30)
+    await buyer.send_text("Hello once the chat is ready.")
+    assert len(world.stream.open_connections(BUYER)) == 1
+
+
+async def test_a_frozen_channel_is_read_only(world: ChatWorld) -> None:
+    await world.order(ORDER, BUYER, SELLER)
+    buyer = ChatPage(await world.signed_in(BUYER))
+    await world.open_chat(buyer.page, ORDER)
+    await buyer.wait_state("open")
+    await buyer.send_text("Last words before closing.")
+
+    # What Stream holds when the order is closed: a frozen channel (StoredChannel.frozen is
+    # being added to the double; set directly until then).
+    object.__setattr__(world.double.channels[f"messaging:order-{ORDER}"], "frozen", True)
+    seller = ChatPage(await world.signed_in(SELLER))
+    await world.open_chat(seller.page, ORDER)
+    await seller.wait_state("open")
+    await seller.wait_text("Last words before closing.", own=False)
+    await seller.page.wait_for(
+        "!!document.querySelector('[data-notice]')", what="the read-only notice"
+    )
+    assert await seller.page.evaluate("!document.querySelector('textarea')")
+    assert "read-only" in await seller.page.evaluate("document.body.innerText")
+
+
+async def test_the_chat_goes_on_when_the_token_expires_without_a_reload(world: ChatWorld) -> None:
+    await world.order(ORDER, BUYER, SELLER)
+    buyer = ChatPage(await world.signed_in(BUYER))
+    seller = ChatPage(await world.signed_in(SELLER))
+    for side in (buyer, seller):
+        await world.open_chat(side.page, ORDER)
+        await side.wait_state("open")
+        await side.page.evaluate("window.sameDocument = true")
+    await buyer.send_text("Before expiry.")
+    await seller.wait_text("Before expiry.", own=False)
+    await buyer.wait_receipt("read")  # the seller's page is done with its calls
+
+    # Every token so far expires (for Stream), and Stream drops every socket (a deploy): both
+    # pages reconnect with their expired tokens, are refused on the socket with code 40,
+    # fetch new tokens and reconnect.
+    world.stream.expire_tokens_seen()
+    await next_second()
+    await world.stream.close_all(1012)
+    await eventually(
+        lambda: all(len(world.stream.open_connections(u)) == 1 for u in (BUYER, SELLER)),
+        timeout_s=40,
+        what="both pages connected again",
+    )
+    assert sorted(world.stream.refused_connects) == [(BUYER, 40), (SELLER, 40)]
+    await seller.send_text("Still here after the reconnect.")
+    await buyer.wait_text("Still here after the reconnect.", own=False)
+
+    # The tokens expire again, sockets open: the next REST call is refused with code 40, the
+    # page fetches one new token and the call goes through.
+    world.stream.expire_tokens_seen()
+    await next_second()
+    expired_at = time.time()
+    tokens_before = len(buyer.page.responses("/api/chat/stream/token"))
+    await buyer.send_text("After expiry.")
+    await seller.wait_text("After expiry.", own=False)
+    # (typing events go first: whichever call meets the expiry is refused, then retried)
+    since = [c for c in world.double.calls if c.time >= expired_at and c.method == "POST"]
+    assert 401 in [c.status for c in since]
+    assert [c.status for c in since if c.path.endswith("/message")][-1] == 200
+    new_tokens = buyer.page.responses("/api/chat/stream/token")[tokens_before:]
+    assert [r["status"] for r in new_tokens] == [200]
+    for side in (buyer, seller):
+        assert await side.page.evaluate("window.sameDocument === true")  # no reload

@@ -92,7 +92,9 @@ def build() -> Bundles:
     bundles = Bundles(page=target / "page", harness=target / "harness")
     if (target / "complete").exists():
         return bundles
-    shutil.rmtree(target, ignore_errors=True)
+    if CACHE.exists():  # builds of older sources
+        for old in CACHE.iterdir():
+            shutil.rmtree(old, ignore_errors=True)
     _run(["node", "build.mjs", "--outdir", str(bundles.page)], WEB, BUILD_TIMEOUT_S)
     _run(
         ["node", str(HARNESS_DIR / "build_harness.mjs"), "--outdir", str(bundles.harness)],

@@ -12,8 +12,8 @@ import base64
 import contextlib
 import json
 import os
-import signal
 import shutil
+import signal
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -109,9 +109,7 @@ class Page:
         object_id = found["result"].get("objectId")
         if object_id is None:
             raise PageError(f"no element matches {selector}")
-        await self.call(
-            "DOM.setFileInputFiles", files=[str(f) for f in files], objectId=object_id
-        )
+        await self.call("DOM.setFileInputFiles", files=[str(f) for f in files], objectId=object_id)
 
     async def type_text(self, selector: str, text: str) -> None:
         """Focus the element and type ``text`` as keyboard input."""
@@ -131,12 +129,21 @@ class Page:
             )
 
     def responses(self, url_part: str) -> list[dict[str, Any]]:
-        """HTTP responses the page received whose URL contains ``url_part``."""
+        """HTTP responses the page received whose URL contains ``url_part`` (preflights
+        excluded), each with its ``timestamp`` (monotonic seconds)."""
+        preflights = {
+            e["params"]["requestId"]
+            for e in self.events
+            if e["method"] == "Network.requestWillBeSent"
+            and e["params"]["request"]["method"] == "OPTIONS"
+        }
         return [
-            e["params"]["response"]
+            {**e["params"]["response"], "timestamp": e["params"]["timestamp"]}
             for e in self.events
             if e["method"] == "Network.responseReceived"
             and url_part in e["params"]["response"]["url"]
+            and e["params"]["requestId"] not in preflights
+            and e["params"].get("type") != "Preflight"
         ]
 
     def requests(self, url_part: str) -> list[dict[str, Any]]:
@@ -186,7 +193,9 @@ class Browser:
             if not future.done():
                 future.set_exception(PageError("the CDP websocket closed"))
 
-    async def call(self, method: str, session_id: str | None = None, **params: Any) -> dict[str, Any]:
+    async def call(
+        self, method: str, session_id: str | None = None, **params: Any
+    ) -> dict[str, Any]:
         self._next_id += 1
         message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params}
         if session_id is not None:
@@ -222,7 +231,9 @@ class Browser:
         )
 
     async def new_page(self, context_id: str) -> Page:
-        target = await self.call("Target.createTarget", url="about:blank", browserContextId=context_id)
+        target = await self.call(
+            "Target.createTarget", url="about:blank", browserContextId=context_id
+        )
         target_id = str(target["targetId"])
         attached = await self.call("Target.attachToTarget", targetId=target_id, flatten=True)
         page = Page(self, target_id, str(attached["sessionId"]))

@@ -88,7 +88,8 @@ class ChatPage:
         await self.page.wait_for(
             f"(() => {{ const own = [...document.querySelectorAll({_js(_OWN)})];"
             " const last = own[own.length - 1];"
-            f" return last?.querySelector('[data-receipt]')?.dataset.receipt === {_js(receipt)}; }})()",
+            " return last?.querySelector('[data-receipt]')?.dataset.receipt"
+            f" === {_js(receipt)}; }})()",
             timeout_s=timeout_s,
             what=f"the last own message marked {receipt!r}",
         )

@@ -9,6 +9,7 @@ origin that both the bridge and the double answer with CORS.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -53,6 +54,12 @@ async def eventually(
             break
         await asyncio.sleep(0.05)
     pytest.fail(f"not within {timeout_s}s: {what}")
+
+
+async def next_second() -> None:
+    """Wait into the next whole second: tokens carry whole seconds, so a token issued from
+    now on has a later ``exp`` than every token issued so far."""
+    await asyncio.sleep(math.ceil(time.time()) - time.time() + 0.05)
 
 
 @dataclass
@@ -118,4 +125,3 @@ async def world(
             yield world
         finally:
             await gateway.stop(grace_s=1.0)
-

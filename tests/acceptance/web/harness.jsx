@@ -16,12 +16,16 @@ import {
 const config = chatConfig();
 let root = null;
 
-function Probe({ orderId }) {
+function Probe({ orderId, tick }) {
   const chat = useOrderChat(orderId);
   useEffect(() => {
     window.harness.chat = chat;
   }, [chat]);
-  return <p data-state={chat.state}>{chat.state}</p>;
+  return (
+    <p data-state={chat.state} data-tick={tick}>
+      {chat.state}
+    </p>
+  );
 }
 
 const outcome = (promise) =>
@@ -48,9 +52,14 @@ window.harness = {
 
   mount(orderId) {
     root = createRoot(document.getElementById("root"));
+    window.harness.render(orderId, 0);
+  },
+
+  // Render again with a new prop: the hook must keep its provider and connection.
+  render(orderId, tick) {
     root.render(
       <StrictMode>
-        <Probe orderId={orderId} />
+        <Probe orderId={orderId} tick={tick} />
       </StrictMode>,
     );
   },

@@ -14,7 +14,8 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 def png(path: Path, width: int, height: int, rgb: tuple[int, int, int]) -> Path:
     """A ``width`` x ``height`` PNG of two bands (``rgb`` and white), at ``path``."""
     rows = b"".join(
-        b"\x00" + (bytes(rgb) if y < height // 2 else b"\xff\xff\xff") * width for y in range(height)
+        b"\x00" + (bytes(rgb) if y < height // 2 else b"\xff\xff\xff") * width
+        for y in range(height)
     )
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     path.write_bytes(

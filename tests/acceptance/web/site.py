@@ -35,9 +35,11 @@ def _configured(template: str, config: Config) -> str:
     if _BRIDGE_META not in template or _STREAM_META not in template:
         raise AssertionError("the page template lost its configuration <meta> tags")
     return template.replace(
-        _BRIDGE_META, _BRIDGE_META.replace('content=""', f'content="{html.escape(config.bridge_url)}"')
+        _BRIDGE_META,
+        _BRIDGE_META.replace('content=""', f'content="{html.escape(config.bridge_url)}"'),
     ).replace(
-        _STREAM_META, _STREAM_META.replace('content=""', f'content="{html.escape(config.stream_url)}"')
+        _STREAM_META,
+        _STREAM_META.replace('content=""', f'content="{html.escape(config.stream_url)}"'),
     )
 
 
@@ -46,7 +48,9 @@ def _file(directory: Path, name: str) -> web.FileResponse:
     if path.parent != directory.resolve() or not path.is_file():
         raise web.HTTPNotFound()
     content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    return web.FileResponse(path, headers={"Content-Type": content_type, "Cache-Control": "no-store"})
+    return web.FileResponse(
+        path, headers={"Content-Type": content_type, "Cache-Control": "no-store"}
+    )
 
 
 def build_app(bundles: Bundles, config: Config) -> web.Application:

@@ -86,8 +86,11 @@ def check_token(double: StreamDouble, token: str) -> str:
     user_id = check(token) if check is not None else _fallback_check(double, token)
     claims = _unverified_claims(token) or {}
     exp = claims.get("exp")
-    if isinstance(exp, int | float) and exp <= state_of(double).expired_through:
-        raise StreamError(401, 40, "JWTAuth error: token has expired")
+    state = state_of(double)
+    if isinstance(exp, int | float):
+        if exp <= state.expired_through:
+            raise StreamError(401, 40, "JWTAuth error: token has expired")
+        state.latest_token_exp = max(state.latest_token_exp, int(exp))
     return user_id
 
 
@@ -109,10 +112,15 @@ def authenticate(double: StreamDouble, request: web.Request) -> None:
         request[KIND] = Kind.CONNECT
         if request.query.get("stream-auth-type", "").lower() != "jwt":
             raise StreamError(401, 5, "stream-auth-type must be jwt for user connections")
+        token = request.query.get("authorization", "")
         try:
-            request[USER] = check_token(double, request.query.get("authorization", ""))
+            request[USER] = check_token(double, token)
         except StreamError as exc:
             request[AUTH_ERROR] = exc
+            user_id = (_unverified_claims(token) or {}).get("user_id")
+            state_of(double).refused_connects.append(
+                (user_id if isinstance(user_id, str) else None, exc.code)
+            )
         return
     request[KIND] = Kind.USER
     user_id = check_token(double, request.headers.get("Authorization", ""))

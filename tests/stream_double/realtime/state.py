@@ -102,6 +102,10 @@ class RealtimeState:
     expired_through: int = 0
     """User tokens whose ``exp`` is at or before this Unix time are answered as expired
     (code 40), as if Stream's clock had passed it; see :meth:`expire_tokens_through`."""
+    latest_token_exp: int = 0
+    """The latest ``exp`` of the user tokens accepted so far."""
+    refused_connects: list[tuple[str | None, int]] = field(default_factory=list)
+    """``(user id, error code)`` of every ``/connect`` refused on the socket."""
 
     def log(self, cid: str) -> ChannelLog:
         return self.channels.setdefault(cid, ChannelLog())
@@ -123,6 +127,10 @@ class RealtimeState:
         that token alone. Tokens issued afterwards (a later ``exp``) stay valid.
         """
         self.expired_through = max(self.expired_through, exp)
+
+    def expire_tokens_seen(self) -> None:
+        """Expire every user token the double has accepted so far (see above)."""
+        self.expire_tokens_through(self.latest_token_exp)
 
     async def close_all(self, code: int) -> None:
         """Close every open socket from the server side (an outage, a deploy)."""
