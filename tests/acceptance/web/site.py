@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import mimetypes
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +19,7 @@ from aiohttp import web
 
 from tests.acceptance.web.bundle import Bundles
 
+SESSION_COOKIE = "tt_session"
 _BRIDGE_META = '<meta name="tradetrust-chat:bridge-url" content="" />'
 _STREAM_META = '<meta name="tradetrust-chat:stream-url" content="" />'
 
@@ -53,7 +54,26 @@ def _file(directory: Path, name: str) -> web.FileResponse:
     )
 
 
-def build_app(bundles: Bundles, config: Config) -> web.Application:
+def _login(session_for: Callable[[str], str]) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """``GET /dev/login/{user}?next=/chat/stream/...``: sign in as ``user`` (sets the
+    HttpOnly session cookie, which the bridge on the same host receives too) and go on."""
+
+    async def login(request: web.Request) -> web.Response:
+        target = request.query.get("next", "/")
+        if not target.startswith("/chat/stream/"):
+            target = "/"
+        response = web.HTTPFound(target)
+        response.set_cookie(
+            SESSION_COOKIE, session_for(request.match_info["user"]), httponly=True, samesite="Lax"
+        )
+        raise response
+
+    return login
+
+
+def build_app(
+    bundles: Bundles, config: Config, session_for: Callable[[str], str] | None = None
+) -> web.Application:
     page_html = (bundles.page / "order-chat.html").read_text()
     harness_html = (bundles.harness / "harness.html").read_text()
 
@@ -78,6 +98,8 @@ def build_app(bundles: Bundles, config: Config) -> web.Application:
     app.router.add_get("/harness/", harness)
     app.router.add_get("/harness/harness.js", harness_js)
     app.router.add_get("/favicon.ico", favicon)
+    if session_for is not None:
+        app.router.add_get("/dev/login/{user}", _login(session_for))
     return app
 
 
@@ -95,13 +117,16 @@ class Site:
 
 
 @asynccontextmanager
-async def serve(bundles: Bundles) -> AsyncIterator[Site]:
-    """The site on a free 127.0.0.1 port (configure it through ``site.config``)."""
+async def serve(
+    bundles: Bundles, *, port: int = 0, session_for: Callable[[str], str] | None = None
+) -> AsyncIterator[Site]:
+    """The site on 127.0.0.1 (a free port by default; configure it through ``site.config``).
+    With ``session_for`` (user id -> session JWT) it also signs people in at ``/dev/login``."""
     config = Config()
-    runner = web.AppRunner(build_app(bundles, config), access_log=None)
+    runner = web.AppRunner(build_app(bundles, config, session_for), access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
         yield Site(f"http://127.0.0.1:{runner.addresses[0][1]}", config)
     finally:
         await runner.cleanup()
