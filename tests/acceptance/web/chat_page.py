@@ -41,6 +41,7 @@ class ChatPage:
         await self.page.type_text(TEXTAREA, text)
         await self.page.press_enter()
         await self.wait_text(text, own=True)
+        await self.wait_accepted()
 
     async def send_image(self, image: Path) -> None:
         await self.page.set_file_input(FILE_INPUT, [image])
@@ -54,6 +55,16 @@ class ChatPage:
         )
         await self.page.evaluate(f"document.querySelector({_js(SEND)}).click()")
         await self.wait_image(own=True)
+        await self.wait_accepted()
+
+    async def wait_accepted(self) -> None:
+        """Wait until Stream has taken the last own message (shown at once, "sending" until
+        then; then "sent" or "read")."""
+        await self.page.wait_for(
+            f"(() => {{ const own = [...document.querySelectorAll({_js(_OWN)})];"
+            " return !!own[own.length - 1]?.querySelector('[data-receipt]'); })()",
+            what="the last own message taken by Stream",
+        )
 
     async def wait_text(self, text: str, *, own: bool, timeout_s: float = 15.0) -> None:
         scope = _OWN if own else _OTHERS
