@@ -244,3 +244,14 @@ async def test_cors_for_the_allowed_origin_only(
     ) as refused:
         assert refused.status == 401
         assert refused.headers["Access-Control-Allow-Origin"] == ORIGIN
+
+
+async def test_an_outage_closes_the_sockets_going_away(
+    stream_double: StreamDouble, http: aiohttp.ClientSession
+) -> None:
+    async with await Client(stream_double, http, BUYER).connect() as ws:
+        assert (await ws.receive_json(timeout=5))["type"] == "health.check"
+        await stream_double.stop()
+        closing = await ws.receive(timeout=5)
+        assert (closing.type, closing.data) == (aiohttp.WSMsgType.CLOSE, 1001)
+    assert [c.close_code for c in state_of(stream_double).connections] == [1001]

@@ -98,5 +98,6 @@ async def connect(double: StreamDouble, request: web.Request) -> web.WebSocketRe
                 )
     finally:
         connection.closed_at = time.time()
-        connection.close_code = ws.close_code
+        if connection.close_code is None:  # (close_all notes its own code first)
+            connection.close_code = ws.close_code
     return ws

@@ -135,6 +135,7 @@ class RealtimeState:
     async def close_all(self, code: int) -> None:
         """Close every open socket from the server side (an outage, a deploy)."""
         for connection in self.open_connections():
+            connection.close_code = code
             await connection.ws.close(code=code, message=b"server shutdown")
 
 
