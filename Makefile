@@ -10,7 +10,7 @@ PROTOS := $(shell find protos -name '*.proto')
 GEN    := clients/python/src
 
 .PHONY: help venv proto proto-check generate run test lint fmt typecheck check bench soak clean \
-	docker image-check
+	docker image-check web web-check
 
 help:
 	@echo "make run        serve the dev profile (gRPC 127.0.0.1:50051, HTTP 127.0.0.1:8080)"
@@ -21,6 +21,8 @@ help:
 	@echo "make soak       5 min of gRPC+HTTP load at 80% of the measured max (SOAK_ARGS=)"
 	@echo "make docker     build the container image (docker, podman or buildah; IMAGE=, BASE_IMAGE=)"
 	@echo "make image-check  CI proof: build on a local Debian base with buildah, run it, health-check it"
+	@echo "make web        rebuild the order chat page (clients/web/dist) from its sources (Node + npm)"
+	@echo "make web-check  fail if the committed clients/web/dist differs from a fresh build"
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -98,6 +100,23 @@ docker: $(STAMP)
 
 image-check: $(STAMP)
 	scripts/build-image.sh check
+
+# The browser side (clients/web): the built page is committed, so `make run` needs only
+# Python. These rebuild it with Node + npm (esbuild and the SDKs from the lockfile).
+WEB        := clients/web
+WEB_STAMP  := $(WEB)/node_modules/.lock.sha256
+
+$(WEB_STAMP): $(WEB)/package-lock.json
+	cd $(WEB) && npm ci --no-audit --no-fund
+	cd $(WEB) && sha256sum package-lock.json > node_modules/.lock.sha256
+
+web: $(WEB_STAMP)
+	cd $(WEB) && npm run --silent typecheck && npm run --silent build
+
+web-check: web
+	@git diff --exit-code --stat -- $(WEB)/dist && \
+	test -z "$$(git status --porcelain --untracked-files=all -- $(WEB)/dist)" || \
+		(echo "clients/web/dist differs from its sources: run 'make web' and commit" >&2; exit 1)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

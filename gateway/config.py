@@ -553,8 +553,9 @@ class BridgeSettings:
     )
     token_rate_limit_burst: int = setting(
         "CHAT_GATEWAY_TOKEN_RATE_BURST",
-        "token requests a user may make at once (bucket size)",
-        10,
+        "token requests a user may make at once (bucket size); a request answered with the "
+        "token already issued to the user in the same second costs nothing",
+        50,
         minimum=1,
         maximum=1_000_000,
     )
@@ -572,6 +573,20 @@ class BridgeSettings:
         20,
         minimum=1,
         maximum=1_000_000,
+    )
+
+    dev_pages: bool = setting(
+        "CHAT_GATEWAY_DEV_PAGES",
+        "serve the order chat page at `/chat/stream/{orderId}` (development; with the dev "
+        "profile also a sign-in at `/chat/dev/login/{userId}`)",
+        False,
+        dev=True,
+    )
+    dev_pages_dir: str | None = setting(
+        "CHAT_GATEWAY_DEV_PAGES_DIR",
+        "the built page (`make web`)",
+        None,
+        shown_default="`clients/web/dist` of the checkout",
     )
 
     def check(self) -> None:

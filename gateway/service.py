@@ -93,6 +93,17 @@ class ChatService:
         )
         return self._signer.sign(user_id, lifetime)
 
+    def issued_this_second(self, user_id: str, ttl: timedelta | None = None) -> IssuedToken | None:
+        """The token :meth:`issue_token` would hand out again now without signing (the one
+        issued to ``user_id`` for this lifetime in the current second), or ``None``."""
+        policy = self._token_policy
+        if ttl is None:
+            return self._signer.reusable(user_id, policy.default_ttl)
+        lifetime = validation.token_ttl(
+            ttl, default=policy.default_ttl, minimum=policy.min_ttl, maximum=policy.max_ttl
+        )
+        return self._signer.reusable(user_id, lifetime)
+
     async def revoke_user_tokens(
         self, user_id: str, *, time_remaining_s: float | None = None
     ) -> Revocation:

@@ -80,6 +80,12 @@ class StreamTokenSigner:
             self._reuse.put(key, issued)
         return issued
 
+    def reusable(self, user_id: str, ttl: timedelta) -> IssuedToken | None:
+        """The token :meth:`sign` would reuse now (same user and lifetime, this second)."""
+        if int(self._epoch()) != self._second:
+            return None
+        return self._reuse.peek((user_id, int(ttl.total_seconds())))
+
     def _sign(self, user_id: str, iat: int, exp: int) -> IssuedToken:
         payload = f'{{"user_id":{json.dumps(user_id)},"iat":{iat},"exp":{exp}}}'
         signing_input = _HEADER_SEGMENT + b"." + _b64(payload.encode())

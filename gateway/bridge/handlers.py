@@ -212,7 +212,6 @@ async def _ttl_of(ctx: BridgeContext, request: web.Request) -> timedelta | None:
 async def issue_token(ctx: BridgeContext, request: web.Request) -> web.Response:
     """``GET``/``POST /api/chat/stream/token``: a Stream token for the session's user."""
     user_id = _authenticate(ctx, request)
-    ctx.limiter.acquire(user_id)
     # The token provider's usual call (GET, no query) skips query and body parsing.
     ttl = (
         None
@@ -220,7 +219,12 @@ async def issue_token(ctx: BridgeContext, request: web.Request) -> web.Response:
         else await _ttl_of(ctx, request)
     )
     try:
-        issued = ctx.service.issue_token(user_id, ttl)
+        # A page's refresh storm asks many times within a second: the token already issued
+        # to the user in this second is the answer, and costs no rate-limit allowance.
+        issued = ctx.service.issued_this_second(user_id, ttl)
+        if issued is None:
+            ctx.limiter.acquire(user_id)
+            issued = ctx.service.issue_token(user_id, ttl)
     except InvalidArgumentError as exc:
         raise _renamed(exc) from exc
     body = ctx.token_bodies.get(issued.token, issued, lambda: token_json(issued).encode())

@@ -7,6 +7,7 @@ import logging
 import resource
 import ssl
 from functools import partial
+from pathlib import Path
 
 from aiohttp import web
 
@@ -14,6 +15,7 @@ from gateway.admission import Admission
 from gateway.bridge import handlers
 from gateway.bridge.connections import ConnectionGuard, GuardedSite
 from gateway.bridge.cors import CorsPolicy
+from gateway.bridge.devpages import ASSET_PATH, DEFAULT_DIST, LOGIN_PATH, PAGE_PATH, DevPages
 from gateway.bridge.guard import RouteGuard
 from gateway.bridge.handlers import CONTEXT, BridgeContext, Readiness
 from gateway.bridge.openapi import openapi_document
@@ -49,6 +51,7 @@ def build_bridge_app(
     connections: ConnectionGuard | None = None,
     body_timeout_s: float = 10.0,
     serve_metrics: bool = True,
+    pages: DevPages | None = None,
 ) -> web.Application:
     """The bridge application on the given service layer (collaborators overridable).
 
@@ -100,6 +103,11 @@ def build_bridge_app(
         {"POST": partial(handlers.open_channel, ctx), "OPTIONS": cors.preflight(["POST"])},
     )
     edge.route(app, OPENAPI_PATH, {"GET": partial(handlers.openapi, ctx)}, head=True)
+    if pages is not None:
+        edge.route(app, PAGE_PATH, {"GET": pages.page}, head=True)
+        edge.route(app, ASSET_PATH, {"GET": pages.asset}, head=True)
+        if pages.can_sign_in:
+            edge.route(app, LOGIN_PATH, {"GET": pages.login})
     edge.route(app, "/healthz", {"GET": handlers.healthz}, head=True)
     edge.route(app, "/readyz", {"GET": partial(handlers.readyz, ctx)}, head=True)
     if serve_metrics:
@@ -228,6 +236,7 @@ def build_bridge_edge(
         connections=connections,
         body_timeout_s=edge.http_body_timeout_s,
         serve_metrics=settings.observability.metrics_addr is None,
+        pages=dev_pages(settings),
     )
     return BridgeEdge(
         app,
@@ -236,6 +245,23 @@ def build_bridge_edge(
         keepalive_s=settings.edge.http_keepalive_s,
         ssl_context=server_ssl_context(settings.edge),
         reuse_port=settings.edge.reuse_port,
+    )
+
+
+def dev_pages(settings: Settings) -> DevPages | None:
+    """The order chat page when ``CHAT_GATEWAY_DEV_PAGES`` is on; its sign-in only in the dev
+    profile (which signs sessions with the documented dev secret)."""
+    bridge = settings.bridge
+    if not bridge.dev_pages:
+        return None
+    dist = Path(bridge.dev_pages_dir) if bridge.dev_pages_dir else DEFAULT_DIST
+    if not (dist / "order-chat.html").is_file():
+        logger.warning("CHAT_GATEWAY_DEV_PAGES: no built page in %s (run `make web`)", dist)
+    return DevPages(
+        dist,
+        stream_url=settings.stream.stream_base_url if settings.stream.backend == "stream" else None,
+        session_secret=bridge.session_secret if settings.dev_profile else None,
+        cookie_name=bridge.session_cookie,
     )
 
 

@@ -249,6 +249,9 @@ class StreamDouble:
         app.router.add_get("/app", self._get_app, name="get_app")
         app.router.add_patch("/app", self._update_app, name="update_app")
         self.kinds = frozenset(app.router.named_resources())
+        from tests.stream_double import realtime  # (it imports this module)
+
+        realtime.add_routes(app, self)  # the client-side API (browser SDK), see realtime/
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.2)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", self.port, reuse_address=True)
@@ -450,6 +453,11 @@ class StreamDouble:
         )
 
     def _authenticate(self, request: web.Request) -> None:
+        from tests.stream_double import realtime
+
+        if realtime.is_client_request(request):  # a user's token, a preflight, an upload
+            realtime.authenticate(self, request)
+            return
         if request.query.get("api_key") != self.api_key:
             raise StreamError(401, 2, "api_key not found")
         if request.headers.get("Stream-Auth-Type", "").lower() != "jwt":
