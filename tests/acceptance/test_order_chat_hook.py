@@ -32,7 +32,7 @@ async def _mounted(world: ChatWorld) -> Page:
     page = await world.signed_in(BUYER)
     await world.open_harness(page)
     await page.evaluate(f"harness.mount({json.dumps(ORDER)})")
-    await page.wait_for("harness.state()?.state === 'open'", message="the hook ready")
+    await page.wait_for("harness.state()?.state === 'open'", what="the hook ready")
     return page
 
 

@@ -124,7 +124,7 @@ async def test_a_frozen_channel_is_read_only(world: ChatWorld) -> None:
     await seller.wait_state("open")
     await seller.wait_text("Last words before closing.", own=False)
     await seller.page.wait_for(
-        "!!document.querySelector('[data-notice]')", message="the read-only notice"
+        "!!document.querySelector('[data-notice]')", what="the read-only notice"
     )
     assert await seller.page.evaluate("!document.querySelector('textarea')")
     assert "read-only" in await seller.page.evaluate("document.body.innerText")
