@@ -48,5 +48,9 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-m", "gateway.healthcheck"]
 # SIGTERM drains gracefully (health flips to NOT_SERVING first).
 STOPSIGNAL SIGTERM
+# Every connection costs a file descriptor: run with a generous limit, e.g.
+#   docker run --ulimit nofile=65536:65536 ...   (systemd: LimitNOFILE=65536)
+# The gateway raises its soft limit to the hard one at start and keeps at most half of it
+# for HTTP bridge connections (CHAT_GATEWAY_HTTP_MAX_CONNECTIONS), the rest for gRPC.
 ENTRYPOINT ["python", "-m", "gateway"]
 CMD ["serve"]

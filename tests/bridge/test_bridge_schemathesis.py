@@ -89,7 +89,12 @@ def _has_inputs(operation: Operation) -> bool:
 
 async def test_bridge_conforms_to_its_openapi_document(start_gateway: GatewayFactory) -> None:
     # A generous rate limit: the fuzzer must see the API's answers, not 429s.
-    gw = await start_gateway(token_rate_limit_per_min=60_000.0, token_rate_limit_burst=10_000)
+    gw = await start_gateway(
+        token_rate_limit_per_min=60_000.0,
+        token_rate_limit_burst=10_000,
+        channel_rate_limit_per_min=60_000.0,
+        channel_rate_limit_burst=10_000,
+    )
     await gw.service.ensure_order_channel("ord-fuzz", Participant(BUYER), Participant(SELLER))
     started = time.monotonic()
     calls = await asyncio.wait_for(

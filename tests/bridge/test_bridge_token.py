@@ -160,8 +160,8 @@ async def test_rate_limit_per_user_is_429_with_retry_after(
     gw = await start_gateway(token_rate_limit_per_min=1.0, token_rate_limit_burst=3)
     url = f"http://127.0.0.1:{gw.http_port}{TOKEN_PATH}"
     statuses = []
-    for _ in range(4):
-        async with http.get(url, headers=bearer(session_jwt(BUYER))) as response:
+    for ttl in (60, 61, 62, 63):  # new tokens (the same token again in a second is free)
+        async with http.get(f"{url}?ttl={ttl}", headers=bearer(session_jwt(BUYER))) as response:
             statuses.append(response.status)
             if response.status == 429:
                 assert await error_of(response) == "rate_limited"
@@ -171,3 +171,33 @@ async def test_rate_limit_per_user_is_429_with_retry_after(
     # The bucket is per user: another user is not limited.
     async with http.get(url, headers=bearer(session_jwt("seller-9"))) as response:
         assert response.status == 200
+
+
+async def test_the_same_token_again_in_its_second_costs_no_allowance(
+    http: aiohttp.ClientSession, start_gateway: GatewayFactory
+) -> None:
+    gw = await start_gateway(token_rate_limit_per_min=1.0, token_rate_limit_burst=1)
+    url = f"http://127.0.0.1:{gw.http_port}{TOKEN_PATH}"
+    tokens = set()
+    statuses = []
+    for _ in range(50):  # a page's refresh storm: same user, same lifetime, one second
+        async with http.get(url, headers=bearer(session_jwt(BUYER))) as response:
+            statuses.append(response.status)
+            if response.status == 200:
+                tokens.add((await response.json())["token"])
+    # Within a second every answer is the one token (free); across a second boundary a new
+    # token costs the bucket's only allowance: at most one more 200, then 429s.
+    assert statuses.count(200) >= 25 and len(tokens) <= 2
+    assert all(s in (200, 429) for s in statuses)
+
+
+async def test_default_burst_holds_a_page_of_fifty_calls(
+    http: aiohttp.ClientSession, start_gateway: GatewayFactory
+) -> None:
+    gw = await start_gateway()
+    url = f"http://127.0.0.1:{gw.http_port}{TOKEN_PATH}"
+    statuses = []
+    for ttl in range(60, 110):  # 50 distinct tokens: none is a free repeat
+        async with http.get(f"{url}?ttl={ttl}", headers=bearer(session_jwt(BUYER))) as response:
+            statuses.append(response.status)
+    assert statuses == [200] * 50

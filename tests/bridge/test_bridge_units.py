@@ -69,7 +69,7 @@ def test_rate_limit_settings_defaults() -> None:
     defaults = load_settings({}, dev=True)
     assert (defaults.bridge.token_rate_limit_per_min, defaults.bridge.token_rate_limit_burst) == (
         30.0,
-        10,
+        50,
     )
 
 
