@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from gateway import validation
+from gateway.bridge.hs256 import HS256Sessions
 from gateway.config import BridgeSettings, ConfigError
 from gateway.domain import InvalidArgumentError, UnauthenticatedError
 from gateway.lru import BoundedCache
@@ -57,6 +58,12 @@ class SessionVerifier:
         self._issuer = issuer
         self._audience = audience
         self._clock = clock
+        # HS256 secrets are verified on a fast path held to PyJWT's verdicts.
+        self._hs256 = (
+            HS256Sessions(key, issuer=issuer, audience=audience, leeway=LEEWAY_S)
+            if algorithm == "HS256" and isinstance(key, bytes)
+            else None
+        )
         # token -> (user id, exp): sessions that passed full verification. Only successes
         # are remembered, and only until their own exp, so a forged, altered or expired
         # token is never answered from here; a page load's repeated calls skip the crypto.
@@ -125,15 +132,18 @@ class SessionVerifier:
         if len(token) > MAX_SESSION_TOKEN_BYTES:
             raise UnauthenticatedError("session token is too long")
         try:
-            claims = jwt.decode(
-                token,
-                self._key,
-                algorithms=[self._algorithm],
-                issuer=self._issuer,
-                audience=self._audience,
-                leeway=LEEWAY_S,
-                options={"require": ["exp", "sub"]},
-            )
+            if self._hs256 is not None:
+                claims = self._hs256.decode(token)
+            else:
+                claims = jwt.decode(
+                    token,
+                    self._key,
+                    algorithms=[self._algorithm],
+                    issuer=self._issuer,
+                    audience=self._audience,
+                    leeway=LEEWAY_S,
+                    options={"require": ["exp", "sub"]},
+                )
         except jwt.ExpiredSignatureError as exc:
             raise UnauthenticatedError("session expired") from exc
         except jwt.ImmatureSignatureError as exc:
