@@ -411,7 +411,7 @@ class EdgeSettings:
         "ChatGateway RPCs in flight at once; more get `RESOURCE_EXHAUSTED`",
         1000,
         minimum=1,
-        maximum=1_000_000,
+        maximum=1_000_000_000,
     )
     max_message_bytes: int = setting(
         "CHAT_GATEWAY_MAX_MESSAGE_BYTES",
@@ -426,7 +426,7 @@ class EdgeSettings:
         "descriptor limit); past it the longest-idle one is closed",
         4096,
         minimum=16,
-        maximum=1_000_000,
+        maximum=1_000_000_000,
     )
     http_header_timeout_s: float = setting(
         "CHAT_GATEWAY_HTTP_HEADER_TIMEOUT",
@@ -549,7 +549,7 @@ class BridgeSettings:
         "token requests per user per minute (token bucket refill)",
         30.0,
         above=0,
-        maximum=1_000_000,
+        maximum=1_000_000_000,
     )
     token_rate_limit_burst: int = setting(
         "CHAT_GATEWAY_TOKEN_RATE_BURST",
@@ -557,7 +557,7 @@ class BridgeSettings:
         "token already issued to the user in the same second costs nothing",
         50,
         minimum=1,
-        maximum=1_000_000,
+        maximum=1_000_000_000,
     )
 
     channel_rate_limit_per_min: float = setting(
@@ -565,14 +565,14 @@ class BridgeSettings:
         "channel requests per user per minute (token bucket refill)",
         60.0,
         above=0,
-        maximum=1_000_000,
+        maximum=1_000_000_000,
     )
     channel_rate_limit_burst: int = setting(
         "CHAT_GATEWAY_CHANNEL_RATE_BURST",
         "channel requests a user may make at once (bucket size)",
         20,
         minimum=1,
-        maximum=1_000_000,
+        maximum=1_000_000_000,
     )
 
     dev_pages: bool = setting(
