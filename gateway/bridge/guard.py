@@ -139,9 +139,9 @@ class RouteGuard:
         method = request.method if request.method in KNOWN_METHODS else OTHER_METHOD
         self._metrics.observe_http(method, route, status, seconds)
         if self._log_enabled and logs.access_logger.isEnabledFor(logging.INFO):
-            logs.access_logger.info(
+            logs.access(
                 "http",
-                extra={
+                {
                     "method": method,
                     "path": _printable(request.raw_path[:256]),
                     "status": status,

@@ -34,9 +34,9 @@ class RpcTelemetry:
             seconds = time.perf_counter() - started
             cell.observe(ok if code == "OK" else (method_name, code), seconds)
             if access_log and logs.access_logger.isEnabledFor(logging.INFO):
-                logs.access_logger.info(
+                logs.access(
                     "rpc",
-                    extra={
+                    {
                         "method": method_name,
                         "code": code,
                         "duration_ms": round(seconds * 1000, 3),

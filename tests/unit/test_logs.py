@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import time
+
+import pytest
 
 from gateway import logs
 
@@ -60,3 +64,60 @@ def test_fresh_request_id_is_made_once_per_scope() -> None:
     first = scope.id
     assert first and scope.id == first
     assert logs.begin_request("bad\nid").id != "bad\nid"
+
+
+def buffered() -> tuple[io.StringIO, logs.BufferedLineHandler]:
+    out = io.StringIO()
+    handler = logs.BufferedLineHandler(out)
+    handler.setFormatter(logs.JsonFormatter())
+    return out, handler
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"method": "/x.Y/Z", "code": "OK", "duration_ms": 0.5, "service": "svc"},
+        {"method": "GET", "path": '/a"\n\\b', "status": 404, "duration_ms": 1.0, "reason": "ü"},
+        {"method": "GET", "path": "/p", "status": 200, "request_id": "own", "event": b"raw"},
+    ],
+)
+def test_direct_access_line_is_the_formatters_line(fields: dict[str, object]) -> None:
+    logs.begin_request("trace-9")
+    out, handler = buffered()
+    logs._json_access(handler)("http", fields)
+    handler.format(record("http", 0.0, **fields))  # the record path, for comparison
+    handler.flush()
+    direct = json.loads(out.getvalue())
+    via_record = json.loads(handler.format(record("http", 0.0, **fields)))
+    direct.pop("ts"), via_record.pop("ts")
+    assert direct == via_record
+    assert list(direct) == list(via_record)
+
+
+def test_buffered_lines_wait_for_a_warning_and_keep_their_order() -> None:
+    out, handler = buffered()
+    logger = logging.getLogger("tests.buffered")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        logger.info("first")
+        logger.info("second")
+        assert out.getvalue() == ""  # batched: no write per INFO line
+        logger.warning("third")
+        assert [json.loads(line)["msg"] for line in out.getvalue().splitlines()] == [
+            "first",
+            "second",
+            "third",
+        ]
+    finally:
+        logger.removeHandler(handler)
+
+
+def test_buffered_lines_reach_the_stream_within_the_flush_interval() -> None:
+    out, handler = buffered()
+    handler.write_line("quiet")
+    deadline = time.monotonic() + 5
+    while not out.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert out.getvalue() == "quiet\n"
