@@ -9,14 +9,18 @@ lease runs out.
 Failure behaviour: each call is bounded by ``timeout_s`` in total (waiting for a pooled
 connection included). When the database cannot be reached, calls raise
 :class:`gateway.domain.UnavailableError` within that bound instead of hanging, and a call
-returns only after its transaction committed. Pooled connections are checked before use,
-so after a database restart broken ones are replaced and calls succeed again.
+returns only after its transaction committed. Pooled connections idle for a second or
+more are checked before use, so after a database restart broken ones are replaced and
+calls succeed again. The hot calls (``ensure``, ``mark_synced``, ``get``) are one
+statement each: one round trip.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import weakref
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -75,6 +79,36 @@ _INSERT_EVENT = (
     f"VALUES (%s, {_placeholders(rows.EVENT_COLUMNS)})"
 )
 
+_ENSURE = (
+    f"WITH new AS (INSERT INTO orders ({rows.INSERT_COLUMNS}) "
+    f"VALUES ({_placeholders(rows.INSERT_COLUMNS)}) "
+    f"ON CONFLICT (order_id) DO NOTHING RETURNING {_COLUMNS}), "
+    f"logged AS (INSERT INTO order_events (order_id, {rows.EVENT_COLUMNS}) "
+    f"SELECT order_id, {_placeholders(rows.EVENT_COLUMNS)} FROM new) "
+    f"SELECT {_COLUMNS}, true FROM new UNION ALL "
+    f"SELECT {_COLUMNS}, false FROM orders WHERE order_id = %s AND NOT EXISTS (SELECT FROM new)"
+)
+"""Insert an order with its event unless it exists; the row as stored and whether it is new."""
+_SELECT_KNOWN = f"SELECT {_COLUMNS}, false FROM orders WHERE order_id = %s"
+
+
+RECENTLY_USED_S = 1.0
+"""A pooled connection that completed a call this recently is lent without a check."""
+
+_last_used: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], float] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _check(conn: psycopg.AsyncConnection[Any]) -> None:
+    """The pool's check before lending ``conn``: a round trip, unless ``conn`` completed a
+    call within :data:`RECENTLY_USED_S` (under load, nearly every time: the check would
+    double a call's round trips). A connection broken since fails that call, which the
+    caller sees as unavailable and retries; the pool then drops it."""
+    used = _last_used.get(conn)
+    if used is None or time.monotonic() - used >= RECENTLY_USED_S:
+        await AsyncConnectionPool.check_connection(conn)
+
 
 class PostgresRegistry:
     """:class:`gateway.registry.OrderRegistry` on PostgreSQL, shared by all replicas."""
@@ -120,8 +154,8 @@ class PostgresRegistry:
             name="chat-registry",
             timeout=timeout_s,
             # A connection broken by a database restart is detected and replaced here,
-            # before a call uses it.
-            check=AsyncConnectionPool.check_connection,
+            # before a call uses it (unless it was in use a moment ago: see _check).
+            check=_check,
             # Give up a failing background reconnect early: the next call then starts a
             # fresh attempt at once, instead of waiting out an ever longer backoff.
             reconnect_timeout=max(2.0 * timeout_s, 5.0),
@@ -162,6 +196,7 @@ class PostgresRegistry:
                 self._pool.connection() as conn,
             ):
                 yield conn
+                _last_used[conn] = time.monotonic()
         except _UNAVAILABLE as exc:
             logger.warning("postgres registry unavailable: %s: %s", type(exc).__name__, exc)
             raise UnavailableError("order registry is unavailable, retry later") from exc
@@ -201,26 +236,27 @@ class PostgresRegistry:
         self, channel: OrderChannel, event: OrderEvent, *, claim_for: timedelta
     ) -> tuple[OrderChannel, bool]:
         now = self._clock()
-        async with self._connection() as conn, conn.transaction():
-            # Concurrent inserts of one order wait on each other here; the losers do
-            # nothing and then read the winner's committed row (READ COMMITTED takes a
-            # fresh snapshot per statement, so the SELECT sees it).
+        order_id = channel.order_id
+        async with self._connection() as conn:
+            # One statement, one round trip (autocommit): the order and its event are
+            # inserted together or not at all; a known order is returned as stored.
             cur = await conn.execute(
-                f"INSERT INTO orders ({rows.INSERT_COLUMNS}) "
-                f"VALUES ({_placeholders(rows.INSERT_COLUMNS)}) "
-                f"ON CONFLICT (order_id) DO NOTHING RETURNING {_COLUMNS}",
-                rows.insert_values(channel, now, now + claim_for, _same),
+                _ENSURE,
+                (
+                    *rows.insert_values(channel, now, now + claim_for, _same),
+                    *rows.event_values(order_id, event, _same)[1:],
+                    order_id,
+                ),
             )
             row = await cur.fetchone()
-            created = row is not None
-            if created:
-                await conn.execute(_INSERT_EVENT, rows.event_values(channel.order_id, event, _same))
-            else:
-                cur = await conn.execute(_SELECT_ORDER, (channel.order_id,))
+            if row is None:
+                # Inserted concurrently by another call, committed after this statement's
+                # snapshot: it waited for that insert, so a fresh read sees the row.
+                cur = await conn.execute(_SELECT_KNOWN, (order_id,))
                 row = await cur.fetchone()
         if row is None:  # pragma: no cover - rows are never deleted
             raise UnavailableError("order registry changed under us, retry")
-        return _channel(row), created
+        return _channel(row), bool(row[-1])
 
     async def get(self, order_id: str) -> OrderChannel | None:
         async with self._connection() as conn:
@@ -263,11 +299,14 @@ class PostgresRegistry:
         async with self._connection() as conn:
             cur = await conn.execute(
                 "UPDATE orders SET sync_state = 'synced', claimed_until = %s, last_error = NULL, "
-                "failed_attempts = 0, synced_at = %s WHERE order_id = %s AND version = %s",
+                "failed_attempts = 0, synced_at = %s WHERE order_id = %s AND version = %s "
+                f"RETURNING {_COLUMNS}",
                 (_EPOCH, self._clock(), order_id, version),
             )
-            cur = await conn.execute(_SELECT_ORDER, (order_id,))
             row = await cur.fetchone()
+            if row is None:  # changed since: another version is due; report it as stored
+                cur = await conn.execute(_SELECT_ORDER, (order_id,))
+                row = await cur.fetchone()
         if row is None:
             raise OrderNotFoundError(order_id)
         return _channel(row)
