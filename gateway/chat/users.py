@@ -2,10 +2,12 @@
 
 Every order channel needs its users in Stream before it is created. A buyer or seller
 who was already upserted by this process with the same name and image needs no new
-upsert; new users of orders that arrive while an upsert is in flight wait for the next
-one and go in it together (Stream takes up to 100 users per call). So a burst of new
-orders of returning users costs no upsert at all, and one of new users about one upsert
-per batch instead of one per order.
+upsert. New users are sent at the end of the event loop's turn, so the orders that
+arrived together share one call (Stream takes up to 100 users per call); up to
+:data:`MAX_IN_FLIGHT` calls run at once, and users arriving while all of them are busy
+wait and go together in the next. So a burst of new orders of returning users costs no
+upsert at all, and one of new users at most one upsert per order, usually fewer, without
+an order waiting behind another order's call while a slot is free.
 
 What this process upserted is remembered (bounded, least recently used first); a user
 changed elsewhere (another replica, the dashboard) is upserted again when an order names
@@ -24,6 +26,9 @@ from gateway.lru import BoundedCache
 MAX_BATCH = 100
 """Users per upsert call (Stream's limit)."""
 
+MAX_IN_FLIGHT = 4
+"""Upsert calls running at once; past it, new users wait and share the next call."""
+
 User = dict[str, str]
 Upsert = Callable[[list[User]], Awaitable[object]]
 
@@ -39,7 +44,9 @@ class UserUpserts:
         self._upsert = upsert
         self._known: BoundedCache[str, tuple[str, str]] = BoundedCache(remember)
         self._queued: dict[str, tuple[User, asyncio.Future[None]]] = {}
-        self._running: asyncio.Task[None] | None = None
+        self._sending: set[asyncio.Task[None]] = set()
+        self._flush_due = False
+        self._closed = False
 
     async def ensure(self, users: Sequence[User]) -> None:
         """Return once Stream has every one of ``users`` with these details.
@@ -61,38 +68,56 @@ class UserUpserts:
             waits.append(done)
         if not waits:
             return
-        if self._running is None or self._running.done():
-            self._running = asyncio.create_task(self._drain(), name="stream-user-upserts")
+        if not self._flush_due:
+            self._flush_due = True
+            asyncio.get_running_loop().call_soon(self._flush)
         # Shielded: a caller that gives up (its deadline) must not cancel others' batch.
         await asyncio.gather(*(asyncio.shield(w) for w in waits))
 
-    async def _drain(self) -> None:
-        """Send what is queued, in batches, until nothing is."""
-        while self._queued:
+    def _flush(self) -> None:
+        """Start calls for what is queued, while a slot is free."""
+        self._flush_due = False
+        while not self._closed and self._queued and len(self._sending) < MAX_IN_FLIGHT:
             batch = list(self._queued.items())[:MAX_BATCH]
             for uid, _ in batch:
                 del self._queued[uid]
-            try:
-                await self._upsert([user for _, (user, _) in batch])
-            except BaseException as exc:
-                for _, (_, done) in batch:
-                    if not done.done():
-                        done.set_exception(exc)
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-                continue
-            for uid, (user, done) in batch:
-                self._known.put(uid, _details(user))
+            task = asyncio.create_task(self._send(batch), name="stream-user-upserts")
+            self._sending.add(task)
+            task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._sending.discard(task)
+        if self._queued and not self._flush_due:
+            self._flush()
+
+    async def _send(self, batch: list[tuple[str, tuple[User, asyncio.Future[None]]]]) -> None:
+        try:
+            await self._upsert([user for _, (user, _) in batch])
+        except BaseException as exc:
+            for _, (_, done) in batch:
                 if not done.done():
-                    done.set_result(None)
+                    done.set_exception(exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return
+        for uid, (user, done) in batch:
+            self._known.put(uid, _details(user))
+            if not done.done():
+                done.set_result(None)
 
     async def close(self) -> None:
-        """Stop sending: an upsert in flight is cancelled, its waiters get the error."""
-        running, self._running = self._running, None
-        if running is not None and not running.done():
-            running.cancel()
+        """Stop sending: upserts in flight are cancelled, their waiters get the error;
+        users still queued get it too."""
+        self._closed = True
+        sending, self._sending = list(self._sending), set()
+        for task in sending:
+            task.cancel()
+        for task in sending:
             with contextlib.suppress(asyncio.CancelledError):
-                await running
+                await task
+        queued, self._queued = list(self._queued.values()), {}
+        for _, done in queued:
+            done.cancel()
 
     def forget(self, user_id: str) -> None:
         """Upsert ``user_id`` again next time (its Stream record may have changed)."""

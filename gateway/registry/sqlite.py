@@ -1,8 +1,10 @@
 """SQLite order registry (stdlib ``sqlite3``), the embedded default for one host.
 
 Database work runs on two dedicated threads, each with its own connection, so the event
-loop never blocks on disk: one thread writes (in-process writes are serialised, each in a
-``BEGIN IMMEDIATE`` transaction), the other reads. In WAL mode readers never wait for a
+loop never blocks on disk: one thread writes (the writes queued while it was busy go
+together in one ``BEGIN IMMEDIATE`` transaction, each in a savepoint: group commit), the
+other reads (the reads queued while it was busy go over in one hand-over, and their
+results come back in one wake-up of the loop). In WAL mode readers never wait for a
 writer, so a read is not queued behind a write that waits for a lock held by another
 process. A few processes can share the file (``serve --workers N``).
 
@@ -16,12 +18,13 @@ commit: every write is idempotent, so the caller's retry is safe.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -90,9 +93,9 @@ class SqliteRegistry:
         )
         self._write_conn: sqlite3.Connection | None = None
         self._damaged_at: float | None = None
-        self._writes: list[_Write] = []
-        self._batch: asyncio.Future[None] | None = None
         self._read_conn: sqlite3.Connection | None = None
+        self._writes = _Queue(self._writer, self._commit)
+        self._reads = _Queue(self._reader, self._read_all)
 
     @classmethod
     async def open(
@@ -124,9 +127,15 @@ class SqliteRegistry:
             return fn()
 
         loop = asyncio.get_running_loop()
-        try:
+        with self._failures_mapped():
             async with asyncio.timeout(bound):
                 return await loop.run_in_executor(executor, bounded)
+
+    @contextlib.contextmanager
+    def _failures_mapped(self) -> Iterator[None]:
+        """SQLite's failures as the port's :class:`UnavailableError`."""
+        try:
+            yield
         except (sqlite3.OperationalError, TimeoutError) as exc:
             # Locked past the bound, disk full, file gone: transient for the caller.
             logger.warning("sqlite registry unavailable: %s: %s", type(exc).__name__, exc)
@@ -143,40 +152,44 @@ class SqliteRegistry:
         commit: one ``COMMIT``, one fsync, for every write that waited while the previous
         batch ran); each write has a savepoint of its own, so a failing one changes nothing
         and does not touch the others. Bounded like every call."""
-        loop = asyncio.get_running_loop()
-        deadline = time.monotonic() + self._timeout_s
-        done: asyncio.Future[Any] = loop.create_future()
-        self._writes.append(_Write(work, done, deadline))
-        if self._batch is None or self._batch.done():
-            self._batch = asyncio.ensure_future(self._write_batches())
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                result: T = await asyncio.shield(done)
-                return result
-        except (sqlite3.OperationalError, TimeoutError) as exc:
-            logger.warning("sqlite registry unavailable: %s: %s", type(exc).__name__, exc)
-            raise UnavailableError("order registry is unavailable, retry later") from exc
-        except sqlite3.DatabaseError as exc:
-            self._damaged_at = time.monotonic()
-            logger.error("sqlite registry damaged: %s: %s", type(exc).__name__, exc)
-            raise UnavailableError("order registry cannot be read") from exc
+        return await self._queue(self._writes, work)
 
-    async def _write_batches(self) -> None:
+    async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` on the reader thread together with the reads queued with it: one
+        hand-over to the thread and back for all of them (under load, the hand-over costs
+        more than a point query). Bounded like every call."""
+        return await self._queue(self._reads, work)
+
+    async def _queue(self, queue: _Queue, work: Callable[[sqlite3.Connection], T]) -> T:
         loop = asyncio.get_running_loop()
-        while self._writes:
-            batch, self._writes = self._writes, []
+        done: asyncio.Future[Any] = loop.create_future()
+        queue.pending.append(_Job(work, done, time.monotonic() + self._timeout_s))
+        if queue.running is None or queue.running.done():
+            queue.running = asyncio.ensure_future(self._drain(queue))
+        try:
+            with self._failures_mapped():
+                async with asyncio.timeout(self._timeout_s):
+                    result: T = await asyncio.shield(done)
+                    return result
+        finally:
+            done.cancel()  # the caller gave up (or has its answer): nobody reads it later
+
+    async def _drain(self, queue: _Queue) -> None:
+        """Hand what is queued to the queue's thread, batch after batch, until none is."""
+        loop = asyncio.get_running_loop()
+        while queue.pending:
+            batch, queue.pending = queue.pending, []
             try:
-                await loop.run_in_executor(self._writer, self._commit, batch)
+                await loop.run_in_executor(queue.executor, queue.run, batch)
             except BaseException as exc:  # the executor is gone (closing)
-                for write in batch:
-                    if not write.done.done():
-                        write.done.set_exception(exc)
+                for job in batch:
+                    if not job.done.done():
+                        job.done.set_exception(exc)
                 raise
 
-    def _commit(self, batch: list[_Write]) -> None:
+    def _commit(self, batch: list[_Job]) -> None:
         """The writer thread: every write of ``batch`` in one transaction."""
-        loop = batch[0].done.get_loop()
-        outcomes: list[tuple[_Write, bool, Any]] = []
+        outcomes: list[tuple[_Job, bool, Any]] = []
         try:
             db = self._conn(self._write_conn)
             db.execute("BEGIN IMMEDIATE")
@@ -202,11 +215,20 @@ class SqliteRegistry:
                 raise
         except BaseException as exc:
             outcomes = [(write, False, exc) for write in batch]
-        for write, ok, value in outcomes:
-            loop.call_soon_threadsafe(_settle, write.done, ok, value)
+        _settle_all(outcomes)
 
-    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._call(self._reader, lambda: fn(self._conn(self._read_conn)))
+    def _read_all(self, batch: list[_Job]) -> None:
+        """The reader thread: every read of ``batch``, each on its own (autocommit)."""
+        outcomes: list[tuple[_Job, bool, Any]] = []
+        for read in batch:
+            if time.monotonic() >= read.deadline:
+                outcomes.append((read, False, TimeoutError("gave up while queued")))
+                continue
+            try:
+                outcomes.append((read, True, read.work(self._conn(self._read_conn))))
+            except BaseException as exc:
+                outcomes.append((read, False, exc))
+        _settle_all(outcomes)
 
     @staticmethod
     def _conn(conn: sqlite3.Connection | None) -> sqlite3.Connection:
@@ -525,21 +547,40 @@ class SqliteRegistry:
 
 
 @dataclass(slots=True)
-class _Write:
-    """One queued write: its work, its caller's future, and when its caller gives up."""
+class _Job:
+    """One queued read or write: its work, its caller's future, and when its caller gives
+    up."""
 
     work: Callable[[sqlite3.Connection], Any]
     done: asyncio.Future[Any]
     deadline: float
 
 
-def _settle(done: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if done.done():
-        return
-    if ok:
-        done.set_result(value)
-    else:
-        done.set_exception(value)
+@dataclass(slots=True)
+class _Queue:
+    """Jobs for one thread: ``run`` takes a batch of them on ``executor``'s thread."""
+
+    executor: ThreadPoolExecutor
+    run: Callable[[list[_Job]], None]
+    pending: list[_Job] = field(default_factory=list)
+    running: asyncio.Future[None] | None = None
+
+
+def _settle_all(outcomes: list[tuple[_Job, bool, Any]]) -> None:
+    """From a database thread: hand every outcome to its caller, in one wake-up of the
+    event loop."""
+    if outcomes:
+        outcomes[0][0].done.get_loop().call_soon_threadsafe(_settle, outcomes)
+
+
+def _settle(outcomes: list[tuple[_Job, bool, Any]]) -> None:
+    for job, ok, value in outcomes:
+        if job.done.done():
+            continue
+        if ok:
+            job.done.set_result(value)
+        else:
+            job.done.set_exception(value)
 
 
 def _transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from gateway.chat import ChatBackendError
-from gateway.chat.users import MAX_BATCH, User, UserUpserts
+from gateway.chat.users import MAX_BATCH, MAX_IN_FLIGHT, User, UserUpserts
 
 
 class Stream:
@@ -36,35 +36,73 @@ async def test_a_known_user_with_the_same_details_is_not_upserted_again() -> Non
     assert stream.calls == [["a", "b"], ["a"]]
 
 
-async def test_users_arriving_during_an_upsert_share_the_next_one() -> None:
+async def test_orders_arriving_together_share_one_call() -> None:
+    stream = Stream()
+    users = UserUpserts(stream.upsert)
+    await asyncio.gather(
+        *(users.ensure([{"id": f"b{i}"}, {"id": f"s{i}"}, {"id": "sys"}]) for i in range(30))
+    )
+    assert len(stream.calls) == 1
+    assert sorted(stream.calls[0]) == sorted(
+        [f"b{i}" for i in range(30)] + [f"s{i}" for i in range(30)] + ["sys"]
+    )
+
+
+async def test_a_new_order_does_not_wait_for_another_orders_call_while_a_slot_is_free() -> None:
     stream = Stream()
     stream.gate.clear()
     users = UserUpserts(stream.upsert)
     first = asyncio.create_task(users.ensure([{"id": "u0"}]))
-    await asyncio.sleep(0)
-    waiting = [
-        asyncio.create_task(users.ensure([{"id": f"u{i}"}, {"id": "sys"}])) for i in range(1, 30)
-    ]
-    await asyncio.sleep(0)
+    await asyncio.sleep(0.01)
+    second = asyncio.create_task(users.ensure([{"id": "u1"}]))
+    await asyncio.sleep(0.01)
+    assert stream.calls == [["u0"], ["u1"]]  # both sent while the first is unanswered
     stream.gate.set()
-    await asyncio.gather(first, *waiting)
-    assert stream.calls[0] == ["u0"]
-    assert len(stream.calls) == 2 and sorted(stream.calls[1]) == sorted(
-        [f"u{i}" for i in range(1, 30)] + ["sys"]
-    )
+    await asyncio.gather(first, second)
+
+
+async def test_users_arriving_while_every_slot_is_busy_share_the_next_call() -> None:
+    stream = Stream()
+    stream.gate.clear()
+    users = UserUpserts(stream.upsert)
+    busy = []
+    for i in range(MAX_IN_FLIGHT):
+        busy.append(asyncio.create_task(users.ensure([{"id": f"busy{i}"}])))
+        await asyncio.sleep(0.01)
+    waiting = []
+    for i in range(20):
+        waiting.append(asyncio.create_task(users.ensure([{"id": f"w{i}"}, {"id": "sys"}])))
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.01)
+    assert len(stream.calls) == MAX_IN_FLIGHT
+    stream.gate.set()
+    await asyncio.gather(*busy, *waiting)
+    assert len(stream.calls) == MAX_IN_FLIGHT + 1
+    assert sorted(stream.calls[-1]) == sorted([f"w{i}" for i in range(20)] + ["sys"])
 
 
 async def test_batches_hold_at_most_stream_s_limit() -> None:
     stream = Stream()
+    users = UserUpserts(stream.upsert)
+    await users.ensure([{"id": f"n{i}"} for i in range(250)])
+    assert sorted(len(c) for c in stream.calls) == [50, MAX_BATCH, MAX_BATCH]
+    assert sorted(u for c in stream.calls for u in c) == sorted(f"n{i}" for i in range(250))
+
+
+async def test_close_ends_every_wait() -> None:
+    stream = Stream()
     stream.gate.clear()
     users = UserUpserts(stream.upsert)
-    first = asyncio.create_task(users.ensure([{"id": "x"}]))
-    await asyncio.sleep(0)
-    rest = asyncio.create_task(users.ensure([{"id": f"n{i}"} for i in range(250)]))
-    await asyncio.sleep(0)
-    stream.gate.set()
-    await asyncio.gather(first, rest)
-    assert [len(c) for c in stream.calls] == [1, MAX_BATCH, MAX_BATCH, 50]
+    sent = []
+    for i in range(MAX_IN_FLIGHT):
+        sent.append(asyncio.create_task(users.ensure([{"id": f"u{i}"}])))
+        await asyncio.sleep(0.01)
+    queued = asyncio.create_task(users.ensure([{"id": "late"}]))
+    await asyncio.sleep(0.01)
+    await asyncio.wait_for(users.close(), 5)
+    results = await asyncio.wait_for(asyncio.gather(*sent, queued, return_exceptions=True), 5)
+    assert all(isinstance(r, asyncio.CancelledError) for r in results)
+    assert len(stream.calls) == MAX_IN_FLIGHT and ["late"] not in stream.calls
 
 
 async def test_a_failed_batch_fails_its_waiters_and_is_not_remembered() -> None:

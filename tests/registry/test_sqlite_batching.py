@@ -1,0 +1,138 @@
+"""The SQLite registry's batching: writes queued while the writer thread is busy share one
+transaction (each in its own savepoint), reads queued while the reader is busy share one
+hand-over, and every caller still gets its own answer."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.domain import InvalidArgumentError, OrderNotFoundError, UnavailableError
+from gateway.registry.sqlite import SqliteRegistry
+from tests.helpers.builders import creation, order_channel
+
+NO_CLAIM = timedelta(0)
+
+
+@pytest.fixture
+async def registry(tmp_path: Path) -> AsyncIterator[SqliteRegistry]:
+    opened = await SqliteRegistry.open(str(tmp_path / "registry.db"), timeout_s=5.0)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+class Batches:
+    """Counts the batches a queue hands to its thread, and can hold the thread busy."""
+
+    def __init__(self, queue: Any) -> None:
+        self.sizes: list[int] = []
+        self.release = threading.Event()
+        self.release.set()
+        run: Callable[[list[Any]], None] = queue.run
+
+        def counted(batch: list[Any]) -> None:
+            self.sizes.append(len(batch))
+            self.release.wait(10)
+            run(batch)
+
+        queue.run = counted
+
+
+async def test_writes_queued_behind_a_busy_writer_share_one_transaction(
+    registry: SqliteRegistry,
+) -> None:
+    batches = Batches(registry._writes)
+    batches.release.clear()
+    first = asyncio.create_task(
+        registry.ensure(order_channel("o-0"), creation(), claim_for=NO_CLAIM)
+    )
+    await asyncio.sleep(0.05)  # the writer thread now holds the first batch
+    rest = [
+        asyncio.create_task(
+            registry.ensure(order_channel(f"o-{i}"), creation(), claim_for=NO_CLAIM)
+        )
+        for i in range(1, 31)
+    ]
+    await asyncio.sleep(0.05)
+    batches.release.set()
+    results = await asyncio.gather(first, *rest)
+    assert batches.sizes == [1, 30]
+    assert [channel.order_id for channel, _ in results] == [f"o-{i}" for i in range(31)]
+    assert all(created for _, created in results)
+
+
+async def test_a_failing_write_in_a_batch_changes_nothing_and_spares_the_others(
+    registry: SqliteRegistry,
+) -> None:
+    await registry.ensure(order_channel("keep"), creation(), claim_for=NO_CLAIM)
+    batches = Batches(registry._writes)
+    batches.release.clear()
+    blocker = asyncio.create_task(
+        registry.ensure(order_channel("o-0"), creation(), claim_for=NO_CLAIM)
+    )
+    await asyncio.sleep(0.05)
+
+    def refuse(channel: Any) -> Any:
+        raise InvalidArgumentError("reason", "refused by the test")
+
+    failing = asyncio.create_task(registry.change("keep", refuse, claim_for=NO_CLAIM))
+    missing = asyncio.create_task(registry.change("nope", refuse, claim_for=NO_CLAIM))
+    fine = asyncio.create_task(
+        registry.ensure(order_channel("o-1"), creation(), claim_for=NO_CLAIM)
+    )
+    await asyncio.sleep(0.05)
+    batches.release.set()
+    await blocker
+    with pytest.raises(InvalidArgumentError):
+        await failing
+    with pytest.raises(OrderNotFoundError):
+        await missing
+    assert (await fine)[1] is True
+    assert batches.sizes == [1, 3]
+    assert await registry.get("o-1") is not None
+    assert [e.action for e in await registry.history("keep")] == [creation().action]
+
+
+async def test_reads_queued_behind_a_busy_reader_share_one_hand_over(
+    registry: SqliteRegistry,
+) -> None:
+    for i in range(20):
+        await registry.ensure(order_channel(f"o-{i}"), creation(), claim_for=NO_CLAIM)
+    batches = Batches(registry._reads)
+    batches.release.clear()
+    first = asyncio.create_task(registry.get("o-0"))
+    await asyncio.sleep(0.05)
+    rest = [asyncio.create_task(registry.get(f"o-{i}")) for i in (*range(1, 20), 99)]
+    await asyncio.sleep(0.05)
+    batches.release.set()
+    found = await asyncio.gather(first, *rest)
+    assert batches.sizes == [1, 20]
+    assert [c.order_id if c else None for c in found] == [*(f"o-{i}" for i in range(20)), None]
+
+
+async def test_a_read_queued_past_its_bound_fails_and_the_reader_skips_it(
+    tmp_path: Path,
+) -> None:
+    registry = await SqliteRegistry.open(str(tmp_path / "r.db"), timeout_s=0.2)
+    try:
+        batches = Batches(registry._reads)
+        batches.release.clear()
+        held = asyncio.create_task(registry.get("o-0"))
+        await asyncio.sleep(0.05)
+        with pytest.raises(UnavailableError):
+            await registry.get("o-1")  # queued behind the held read past 0.2 s
+        batches.release.set()
+        with pytest.raises(UnavailableError):
+            await held  # it too outlived its bound while the thread was held
+        assert await registry.get("o-2") is None  # the reader serves again
+    finally:
+        batches.release.set()
+        await registry.close()
