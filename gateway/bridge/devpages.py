@@ -72,7 +72,9 @@ class DevPages:
         return self._session_secret is not None
 
     async def page(self, request: web.Request) -> web.Response:
-        """The order chat page; the order id is read by the page from its own URL."""
+        """The order chat page; the order id is read by the page from its own URL (checked
+        here first, so a malformed one gets the bridge's JSON error, not a page)."""
+        validation.order_id(request.match_info["order_id"], "orderId")
         template = self._dist / "order-chat.html"
         if not template.is_file():
             raise web.HTTPNotFound(text="the order chat page is not built: run `make web`")
@@ -104,7 +106,7 @@ class DevPages:
         assert self._session_secret is not None
         user_id = validation.user_id(request.match_info["user_id"], "userId")
         target = request.query.get("next", "")
-        if not target.startswith("/chat/stream/") or "//" in target or "\\" in target:
+        if not _safe_next(target):
             target = "/chat/stream/"
         now = int(time.time())
         session = jwt.encode(
@@ -119,3 +121,15 @@ class DevPages:
             self._cookie_name, session, httponly=True, samesite="Lax", max_age=_SESSION_S, path="/"
         )
         return response
+
+
+def _safe_next(target: str) -> bool:
+    """Whether ``target`` is a chat page path of this bridge: no other host (``//``,
+    ``\\``), nothing that could break out of the ``Location`` header."""
+    return (
+        target.startswith("/chat/stream/")
+        and "//" not in target
+        and "\\" not in target
+        and target.isascii()
+        and target.isprintable()
+    )

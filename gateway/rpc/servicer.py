@@ -8,7 +8,6 @@ from tradetrust.chat.v1 import chat_gateway_pb2 as pb
 from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
 
 from gateway import logs
-from gateway.memo import ResponseMemo
 from gateway.rpc import convert
 from gateway.service import ChatService
 
@@ -26,13 +25,12 @@ class ChatGatewayServicer(pb_grpc.ChatGatewayServicer):
 
     def __init__(self, service: ChatService) -> None:
         self._service = service
-        self._tokens: ResponseMemo[pb.IssueTokenResponse] = ResponseMemo()
 
     async def IssueToken(  # noqa: N802 - gRPC method name
         self, request: pb.IssueTokenRequest, context: Context
     ) -> pb.IssueTokenResponse:
         token = self._service.issue_token(request.user_id, convert.ttl_from_proto(request))
-        return self._tokens.get(token.token, token, lambda: convert.token_to_proto(token))
+        return convert.token_to_proto(token)
 
     async def EnsureOrderChannel(  # noqa: N802
         self, request: pb.EnsureOrderChannelRequest, context: Context
