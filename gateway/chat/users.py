@@ -64,6 +64,7 @@ class UserUpserts:
                 waits.append(queued[1])
                 continue
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.add_done_callback(_retrieved)  # its waiters may all have given up
             self._queued[uid] = (user, done)
             waits.append(done)
         if not waits:
@@ -93,12 +94,14 @@ class UserUpserts:
     async def _send(self, batch: list[tuple[str, tuple[User, asyncio.Future[None]]]]) -> None:
         try:
             await self._upsert([user for _, (user, _) in batch])
-        except BaseException as exc:
+        except asyncio.CancelledError:
+            for _, (_, done) in batch:
+                done.cancel()
+            raise
+        except Exception as exc:
             for _, (_, done) in batch:
                 if not done.done():
                     done.set_exception(exc)
-            if isinstance(exc, asyncio.CancelledError):
-                raise
             return
         for uid, (user, done) in batch:
             self._known.put(uid, _details(user))
@@ -122,3 +125,10 @@ class UserUpserts:
     def forget(self, user_id: str) -> None:
         """Upsert ``user_id`` again next time (its Stream record may have changed)."""
         self._known.pop(user_id)
+
+
+def _retrieved(done: asyncio.Future[None]) -> None:
+    """Mark a failed upsert's outcome as seen: the callers that awaited it saw it, and
+    one that gave up must not leave "exception never retrieved" in the log."""
+    if not done.cancelled():
+        done.exception()
