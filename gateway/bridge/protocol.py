@@ -5,13 +5,14 @@ characters, a bad method) before any route runs, in plain text, and logs a trace
 ERROR that may quote the offending header. :class:`BridgeRequestHandler` answers it the
 bridge's way instead: the JSON error model, one access line and the request metrics
 (through the route guard's ``malformed`` callback), and a one-line DEBUG log without the
-request's content. Its :meth:`~BridgeRequestHandler.shutdown` takes a timeout of 0 to
+request's content; so is a request no route can match (CONNECT's authority form, a path
+with a line break). Its :meth:`~BridgeRequestHandler.shutdown` takes a timeout of 0 to
 mean "cancel now", as the bridge's stop means it (aiohttp reads it as "wait forever").
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web_protocol
@@ -48,6 +49,22 @@ class BridgeRequestHandler(web_protocol.RequestHandler):
             timeout = _CANCEL_NOW_S
         await super().shutdown(timeout)
 
+    async def _handle_request(
+        self,
+        request: BaseRequest,
+        start_time: float | None,
+        request_handler: Callable[[BaseRequest], Awaitable[StreamResponse]],
+    ) -> tuple[StreamResponse, bool]:
+        """Route the request, unless no route can match its target: CONNECT's authority
+        form (no leading ``/``) or a path with a line break (a decoded ``%0a``: the routes'
+        patterns, the catch-all's included, stop at line breaks). aiohttp answered those
+        with its own plain-text 404, past the route guard: no metric, no access line."""
+        path = request.path
+        if path.startswith("/") and "\n" not in path:
+            return await super()._handle_request(request, start_time, request_handler)
+        response = self.handle_error(request, 400, UnroutableRequest())
+        return await self.finish_response(request, response, start_time)
+
     def handle_error(
         self,
         request: BaseRequest,
@@ -75,3 +92,7 @@ class BridgeRequestHandler(web_protocol.RequestHandler):
         response.force_close()
         self._malformed(request, code.http_status, type(exc).__name__ if exc else "malformed")
         return response
+
+
+class UnroutableRequest(Exception):
+    """A request target no route can match (refused as malformed)."""
