@@ -73,7 +73,7 @@ async def test_service_key_with_a_non_utf8_byte_is_not_logged(child: GatewayChil
         )
     assert token.token
     records = await stopped_log(child)
-    grpc_lines = [r for r in records if r["logger"].startswith("grpc")]
+    grpc_lines = [r for r in records if r["logger"].startswith("grpc") and r["level"] != "DEBUG"]
     print(  # noqa: T201 - figures for the report (pytest -s)
         f"non-UTF-8 key: grpc-status {status!r}, reset {reply.reset}, {len(records)} lines, "
         f"grpc's: {[(r['level'], r['msg'][:120]) for r in grpc_lines]}"

@@ -19,6 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import grpc
 import pytest
 from tradetrust.chat.v1 import chat_gateway_pb2 as pb
@@ -118,10 +119,16 @@ async def child(tmp_path: Path, gateway_children: GatewayChildren) -> GatewayChi
 async def test_rapid_reset_leaves_legitimate_calls_and_memory_alone(child: GatewayChild) -> None:
     outcomes, rss, streams = await attacked_rounds(child)
     growth = rss[-1] - rss[0]
+    async with aiohttp.ClientSession() as http, http.get(child.http_url + "/metrics") as r:
+        seen = [
+            line
+            for line in (await r.text()).splitlines()
+            if line.startswith("chat_gateway_rpcs_total") and 'code="OK"' not in line
+        ]
     print(  # noqa: T201 - figures for the report (pytest -s)
         f"rapid reset: {streams} streams reset in {ROUNDS}x{ROUND_S:g}s; legitimate calls "
         f"{outcomes.total}, {outcomes.success:.1%} OK {dict(outcomes.codes)}; RSS "
-        f"{' -> '.join(f'{r:.0f}' for r in rss)} MB (+{growth:.1f} MB)"
+        f"{' -> '.join(f'{r:.0f}' for r in rss)} MB (+{growth:.1f} MB); in the metrics: {seen}"
     )
     assert streams > 10_000, "the attack did not run"
     assert outcomes.total > 100
