@@ -205,6 +205,8 @@ async def test_malformed_requests_get_json_a_metric_and_an_access_line(
     assert len(counted) - len(scrapes) == 1 and sum(counted.values()) - sum(scrapes.values()) == 1
     ((method, route, counted_status),) = [k for k in counted if k not in scrapes]
     assert counted_status == str(status)
+    assert route in {"malformed", "unmatched"}  # one label each, whatever the path was
+    assert method in KNOWN_METHODS | {OTHER_METHOD}
     access = [
         r
         for r in records[seen:]
