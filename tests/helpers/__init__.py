@@ -13,7 +13,9 @@ Plain helpers, imported by test modules:
 - :mod:`~tests.helpers.rpc`: service-key metadata and status codes;
 - :mod:`~tests.helpers.bridge`: HTTP bridge paths, session JWTs, JSON errors;
 - :mod:`~tests.helpers.pki`: a throwaway PKI for TLS tests;
-- :mod:`~tests.helpers.ports`: a free loopback port.
+- :mod:`~tests.helpers.ports`: a free loopback port;
+- :mod:`~tests.helpers.h2raw`: raw HTTP/2 (h2) for what the grpc client will not send:
+  a gRPC call with arbitrary header bytes, the rapid-reset attacker.
 
 Modules with fixtures, registered once through ``pytest_plugins`` in ``tests/conftest.py``:
 

@@ -165,12 +165,25 @@ def child_env(tmp: Path, extra: Mapping[str, str] | None = None) -> dict[str, st
     )
 
 
-async def spawn(env: dict[str, str], log: Path, *, dev: bool) -> asyncio.subprocess.Process:
-    """``python -m gateway serve`` (``--dev`` if ``dev``) with ``env``, output to ``log``."""
+async def spawn(
+    env: dict[str, str],
+    log: Path,
+    *,
+    dev: bool,
+    preexec_fn: Callable[[], None] | None = None,
+) -> asyncio.subprocess.Process:
+    """``python -m gateway serve`` (``--dev`` if ``dev``) with ``env``, output to ``log``;
+    ``preexec_fn`` runs in the child before the gateway (e.g. to lower a resource limit)."""
     args = [sys.executable, "-m", "gateway", "serve", *(["--dev"] if dev else [])]
     with log.open("wb") as sink:
         return await asyncio.create_subprocess_exec(
-            *args, env=env, cwd=REPO, stdin=asyncio.subprocess.DEVNULL, stdout=sink, stderr=sink
+            *args,
+            env=env,
+            cwd=REPO,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=sink,
+            stderr=sink,
+            preexec_fn=preexec_fn,
         )
 
 
@@ -280,18 +293,32 @@ class GatewayChildren:
         self.workdir = workdir
         self.started: list[GatewayChild] = []
 
-    async def spawn(self, env: dict[str, str], *, dev: bool = True, name: str = "") -> GatewayChild:
+    async def spawn(
+        self,
+        env: dict[str, str],
+        *,
+        dev: bool = True,
+        name: str = "",
+        preexec_fn: Callable[[], None] | None = None,
+    ) -> GatewayChild:
         """Start a gateway process, without waiting for it (see
-        :meth:`GatewayChild.wait_serving`)."""
+        :meth:`GatewayChild.wait_serving`); ``preexec_fn`` as for :func:`spawn`."""
         name = name or f"gateway-{len(self.started) + 1}"
         log = self.workdir / f"{name}.log"
-        child = GatewayChild(name, await spawn(env, log, dev=dev), log)
+        child = GatewayChild(name, await spawn(env, log, dev=dev, preexec_fn=preexec_fn), log)
         self.started.append(child)
         return child
 
-    async def start(self, env: dict[str, str], *, dev: bool = True, name: str = "") -> GatewayChild:
+    async def start(
+        self,
+        env: dict[str, str],
+        *,
+        dev: bool = True,
+        name: str = "",
+        preexec_fn: Callable[[], None] | None = None,
+    ) -> GatewayChild:
         """Start a gateway process and wait until it serves."""
-        child = await self.spawn(env, dev=dev, name=name)
+        child = await self.spawn(env, dev=dev, name=name, preexec_fn=preexec_fn)
         await child.wait_serving()
         return child
 
