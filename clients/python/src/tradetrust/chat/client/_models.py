@@ -35,7 +35,7 @@ class OrderChannelState(enum.Enum):
     """Where an order's chat is in its life."""
 
     UNSPECIFIED = "unspecified"
-    """Not set (a gateway that does not send the state)."""
+    """Not sent (an older gateway), or a state newer than this client."""
     OPEN = "open"
     """Buyer and seller post."""
     CLOSED = "closed"
