@@ -25,6 +25,7 @@ from tradetrust.chat.client import (
     ConflictError,
     InvalidArgumentError,
     NotFoundError,
+    OrderChannelState,
     Participant,
     PermissionDeniedError,
     Role,
@@ -34,6 +35,7 @@ from tradetrust.chat.client import (
 from tradetrust.chat.v1 import chat_gateway_pb2, chat_gateway_pb2_grpc
 
 ORDER_KEY, WEB_KEY = "dev-order-service-key", "dev-web-backend-key"
+SUPPORT_KEY = "dev-support-tool-key"
 
 
 def check_installation() -> None:
@@ -71,6 +73,18 @@ async def check_async(addr: str) -> None:
         assert not again.created and again.channel == ensured.channel
         answer = await web.authorize_participant(order_id, "fv-buyer")
         assert answer.allowed and answer.role is Role.BUYER
+
+        async with AsyncChatGatewayClient(addr, SUPPORT_KEY, options=options) as support:
+            disputed = await support.open_dispute(order_id, "fv-agent", "check")
+            assert disputed.state is OrderChannelState.DISPUTED
+            closed = await order.close_order_channel(order_id, "done")
+            assert closed.support_agent_user_ids == ("fv-agent",)
+            details = await support.get_order_channel(order_id)
+            assert [e.action for e in details.history] == ["created", "dispute_opened", "closed"]
+            agent = await web.authorize_participant(order_id, "fv-agent")
+            assert agent.allowed and agent.role is Role.SUPPORT
+            revocation = await web.revoke_user_tokens("fv-buyer")
+            assert revocation.user_id == "fv-buyer" and revocation.revoke_time.tzinfo is not None
 
         for call, expected in [
             (order.ensure_order_channel(order_id, "fv-buyer", "other"), ConflictError),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -86,6 +87,28 @@ def test_example_places_an_order(client_python: Path, gateway_proc: GatewayProce
         cwd=client_python.parent,
     )
     assert "created=False" in second.stdout.splitlines()[0]
+
+
+def test_order_life_example(client_python: Path, gateway_proc: GatewayProcess) -> None:
+    result = _run(
+        [str(client_python), str(CLIENT / "examples" / "order_life.py"), "ord-example-life"],
+        timeout=60,
+        env=_clean_env(CHAT_GATEWAY_ADDR=gateway_proc.addr),
+        cwd=client_python.parent,
+    )
+    assert result.stdout.splitlines() == [
+        "order ord-example-life: disputed, agents ['sue-1']",
+        "refused: agent.user_id",
+        "order ord-example-life: closed",
+        "  created by order-service reason=''",
+        "  dispute_opened by support-tool agent=sue-1 reason='item not as described'",
+        "  closed by order-service reason='refunded'",
+        result.stdout.splitlines()[-1],
+    ]
+    assert re.fullmatch(
+        r"buyer-42 tokens issued before \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00 revoked",
+        result.stdout.splitlines()[-1],
+    )
 
 
 def test_example_reports_a_gateway_error(client_python: Path, gateway_proc: GatewayProcess) -> None:

@@ -40,7 +40,22 @@ async def test_every_rpc_is_covered_by_the_retry_policy(fake: FakeGateway) -> No
         await client.issue_token("u")
         await client.ensure_order_channel("o-1", "b", "s")
         await client.authorize_participant("o-1", "b")
-    assert fake.attempts == {"IssueToken": 2, "EnsureOrderChannel": 2, "AuthorizeParticipant": 2}
+        await client.get_order_channel("o-1")
+        await client.close_order_channel("o-1")
+        await client.open_dispute("o-1", "sue")
+        await client.revoke_user_tokens("u")
+    assert fake.attempts == dict.fromkeys(
+        (
+            "IssueToken",
+            "EnsureOrderChannel",
+            "AuthorizeParticipant",
+            "GetOrderChannel",
+            "CloseOrderChannel",
+            "OpenDispute",
+            "RevokeUserTokens",
+        ),
+        2,
+    )
 
 
 async def test_without_a_retry_policy_the_first_unavailable_surfaces(fake: FakeGateway) -> None:

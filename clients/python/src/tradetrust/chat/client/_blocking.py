@@ -10,7 +10,15 @@ import grpc
 from tradetrust.chat.client import _requests as req
 from tradetrust.chat.client._config import ClientOptions
 from tradetrust.chat.client._errors import from_rpc_error
-from tradetrust.chat.client._models import Authorization, EnsuredChannel, IssuedToken, Participant
+from tradetrust.chat.client._models import (
+    Authorization,
+    EnsuredChannel,
+    IssuedToken,
+    OrderChannel,
+    OrderChannelDetails,
+    Participant,
+    Revocation,
+)
 from tradetrust.chat.v1 import chat_gateway_pb2_grpc as pb_grpc
 
 
@@ -107,6 +115,91 @@ class ChatGatewayClient:
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from None
         return Authorization.from_proto(response)
+
+    def get_order_channel(
+        self, order_id: str, *, timeout: float | None = None
+    ) -> OrderChannelDetails:
+        """The order's channel as the gateway's registry has it, and its history (oldest
+        first).
+
+        Raises:
+            NotFoundError: the order is unknown.
+            InvalidArgumentError: ``order_id`` is invalid (``.field`` names it).
+        """
+        try:
+            response = self._stub.GetOrderChannel(req.get_request(order_id), **self._call(timeout))
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+        return OrderChannelDetails.from_proto(response)
+
+    def close_order_channel(
+        self, order_id: str, reason: str = "", *, timeout: float | None = None
+    ) -> OrderChannel:
+        """End the order's chat: ``OPEN`` or ``DISPUTED`` becomes ``CLOSED``, frozen in Stream
+        (members read the history, nobody posts); support agents stay members.
+
+        Idempotent: closing a closed order changes nothing and records no event. ``reason``
+        (optional; at most 500 characters) is kept in the history.
+
+        Raises:
+            NotFoundError: the order is unknown.
+            InvalidArgumentError: ``order_id`` or ``reason`` is invalid (``.field`` names it).
+        """
+        try:
+            response = self._stub.CloseOrderChannel(
+                req.close_request(order_id, reason), **self._call(timeout)
+            )
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+        return OrderChannel.from_proto(response.channel)
+
+    def open_dispute(
+        self,
+        order_id: str,
+        agent: Participant | str,
+        reason: str = "",
+        *,
+        timeout: float | None = None,
+    ) -> OrderChannel:
+        """Make the support ``agent`` a member of the order's chat (a channel moderator) and
+        unfreeze it: ``OPEN`` or ``CLOSED`` becomes ``DISPUTED``.
+
+        Another agent joins an open dispute; an agent already in it changes nothing (so a
+        repeat is safe). ``agent`` may be a bare user id; ``reason`` (optional; at most 500
+        characters) is kept in the history.
+
+        Raises:
+            NotFoundError: the order is unknown.
+            InvalidArgumentError: a field is invalid, or the agent is the order's buyer or
+                seller (``.field`` names it, e.g. ``agent.user_id``).
+        """
+        try:
+            response = self._stub.OpenDispute(
+                req.dispute_request(order_id, agent, reason), **self._call(timeout)
+            )
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+        return OrderChannel.from_proto(response.channel)
+
+    def revoke_user_tokens(self, user_id: str, *, timeout: float | None = None) -> Revocation:
+        """Make every Stream token of ``user_id`` issued before the returned ``revoke_time``
+        stop working at Stream; a token issued after this returns keeps working.
+
+        The gateway answers once its clock is past the next full second (so the call takes up
+        to about 1.25 s). Calling it again moves ``revoke_time`` forward. A token cache in
+        front of a client keeps handing out the revoked token: call its
+        ``invalidate(user_id)`` once this returns.
+
+        Raises:
+            InvalidArgumentError: ``user_id`` is invalid (``.field`` names it).
+        """
+        try:
+            response = self._stub.RevokeUserTokens(
+                req.revoke_request(user_id), **self._call(timeout)
+            )
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+        return Revocation.from_proto(response)
 
     def _call(self, timeout: float | None) -> req.CallKwargs:
         return req.call_kwargs(self._options, self._metadata, timeout)

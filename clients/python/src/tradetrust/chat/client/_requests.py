@@ -66,3 +66,23 @@ def ensure_request(
 def authorize_request(order_id: str, user_id: str) -> pb.AuthorizeParticipantRequest:
     """AuthorizeParticipantRequest."""
     return pb.AuthorizeParticipantRequest(order_id=order_id, user_id=user_id)
+
+
+def get_request(order_id: str) -> pb.GetOrderChannelRequest:
+    """GetOrderChannelRequest."""
+    return pb.GetOrderChannelRequest(order_id=order_id)
+
+
+def close_request(order_id: str, reason: str) -> pb.CloseOrderChannelRequest:
+    """CloseOrderChannelRequest; ``reason`` may be empty."""
+    return pb.CloseOrderChannelRequest(order_id=order_id, reason=reason)
+
+
+def dispute_request(order_id: str, agent: Participant | str, reason: str) -> pb.OpenDisputeRequest:
+    """OpenDisputeRequest; the agent may be given as a bare user id, ``reason`` may be empty."""
+    return pb.OpenDisputeRequest(order_id=order_id, agent=_participant(agent), reason=reason)
+
+
+def revoke_request(user_id: str) -> pb.RevokeUserTokensRequest:
+    """RevokeUserTokensRequest."""
+    return pb.RevokeUserTokensRequest(user_id=user_id)
