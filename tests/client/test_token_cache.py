@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ from tradetrust.chat.client import (
     AsyncTokenCache,
     ChatGatewayClient,
     ExpiredTokenError,
+    InvalidatedError,
     IssuedToken,
     TokenCache,
     UnavailableError,
@@ -179,6 +181,52 @@ async def test_invalidate_forces_a_new_token(clock: FakeClock, issuer: FakeIssue
     assert await cache.get("u") is not first
 
 
+async def test_invalidate_during_a_fetch_fetches_again(
+    clock: FakeClock, issuer: FakeIssuer
+) -> None:
+    cache = AsyncTokenCache(issuer, refresh_margin=MARGIN, clock=clock)
+    issuer.gate = asyncio.Event()
+    waiting = [asyncio.create_task(cache.get("u")) for _ in range(3)]
+    await asyncio.sleep(0.01)
+    cache.invalidate("u")  # e.g. the user's tokens were just revoked
+    issuer.gate.set()
+    got = await asyncio.wait_for(asyncio.gather(*waiting), 5)
+    assert issuer.calls == ["u", "u"]
+    assert {t.token for t in got} == {"tok-u-2"}  # never the one issued before
+    assert (await cache.get("u")).token == "tok-u-2"
+
+
+async def test_invalidating_another_user_keeps_the_fetch(
+    clock: FakeClock, issuer: FakeIssuer
+) -> None:
+    cache = AsyncTokenCache(issuer, refresh_margin=MARGIN, clock=clock)
+    issuer.gate = asyncio.Event()
+    waiting = asyncio.create_task(cache.get("u"))
+    await asyncio.sleep(0.01)
+    cache.invalidate("v")
+    issuer.gate.set()
+    assert (await asyncio.wait_for(waiting, 5)).token == "tok-u-1"
+    assert issuer.calls == ["u"]
+
+
+async def test_a_user_invalidated_during_every_fetch_gets_an_error(
+    clock: FakeClock, issuer: FakeIssuer
+) -> None:
+    cache = AsyncTokenCache(issuer, refresh_margin=MARGIN, clock=clock)
+    issuer.gate = asyncio.Event()
+    waiting = asyncio.create_task(cache.get("u"))
+    for _ in range(10):  # bounded: the cache gives up after a few fetches
+        await asyncio.sleep(0.01)
+        if waiting.done():
+            break
+        cache.invalidate("u")
+        held, issuer.gate = issuer.gate, asyncio.Event()  # the next fetch waits again
+        held.set()
+    with pytest.raises(InvalidatedError):
+        await asyncio.wait_for(waiting, 5)
+    assert len(issuer.calls) == 3 and len(cache) == 0
+
+
 async def test_close_cancels_in_flight_fetches(clock: FakeClock, issuer: FakeIssuer) -> None:
     issuer.gate = asyncio.Event()
     cache = AsyncTokenCache(issuer, clock=clock)
@@ -210,7 +258,9 @@ class BlockingIssuer:
         with self.lock:
             self.calls += 1
         assert self.release.wait(5)
-        return IssuedToken(token="t", expire_time=self.clock() + HOUR, api_key="k", user_id=user_id)
+        return IssuedToken(
+            token=f"t{self.calls}", expire_time=self.clock() + HOUR, api_key="k", user_id=user_id
+        )
 
 
 def test_sync_cache_threads_share_one_fetch_and_refresh(clock: FakeClock) -> None:
@@ -228,6 +278,23 @@ def test_sync_cache_threads_share_one_fetch_and_refresh(clock: FakeClock) -> Non
     clock.advance(HOUR - MARGIN)
     assert cache.get("u") is not results[0]
     assert issuer.calls == 2
+
+
+def test_sync_cache_invalidate_during_a_fetch_fetches_again(clock: FakeClock) -> None:
+    issuer = BlockingIssuer(clock)
+    cache = TokenCache(issuer, refresh_margin=MARGIN, clock=clock)
+    results: list[IssuedToken] = []
+    thread = threading.Thread(target=lambda: results.append(cache.get("u")))
+    thread.start()
+    deadline = time.monotonic() + 5
+    while issuer.calls == 0 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    cache.invalidate("u")
+    issuer.release.set()
+    thread.join(timeout=5)
+    assert issuer.calls == 2 and len(results) == 1
+    assert results[0].token == "t2"
+    assert cache.get("u") is results[0]
 
 
 # --- against the real gateway ------------------------------------------------------------

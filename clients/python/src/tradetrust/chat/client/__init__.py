@@ -46,6 +46,7 @@ from tradetrust.chat.client._token_cache import (
     AsyncTokenCache,
     Clock,
     ExpiredTokenError,
+    InvalidatedError,
     TokenCache,
 )
 
@@ -64,6 +65,7 @@ __all__ = [
     "ExpiredTokenError",
     "FieldViolation",
     "InvalidArgumentError",
+    "InvalidatedError",
     "IssuedToken",
     "KeepaliveConfig",
     "NotFoundError",

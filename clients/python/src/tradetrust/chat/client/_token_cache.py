@@ -28,6 +28,19 @@ class ExpiredTokenError(Exception):
     larger than the token lifetime); the cache refuses to hand it out."""
 
 
+class InvalidatedError(Exception):
+    """The user was invalidated during every one of the cache's fetches of a token (each
+    one may carry tokens revoked meanwhile); ask again."""
+
+    def __init__(self, user_id: str) -> None:
+        super().__init__(f"{user_id!r} was invalidated while each of {_FETCHES} tokens was fetched")
+        self.user_id = user_id
+
+
+_FETCHES = 3
+"""Fetches of one ``get`` when the user keeps being invalidated meanwhile."""
+
+
 class AsyncTokenIssuer(Protocol):
     """What :class:`AsyncTokenCache` needs: :class:`AsyncChatGatewayClient` fits."""
 
@@ -69,6 +82,32 @@ class _Policy:
         self.clock = clock
         self.max_entries = max_entries
         self.entries: OrderedDict[str, _Entry] = OrderedDict()
+        # Invalidations, numbered, by user; kept only while some fetch is in flight (a
+        # fetch that started before its user's invalidation must not cache its token).
+        self.invalidations = 0
+        self.invalidated: dict[str, int] = {}
+        self.fetching = 0
+
+    def invalidate(self, user_id: str) -> None:
+        """Forget ``user_id``'s token, and any token a fetch in flight brings back."""
+        self.entries.pop(user_id, None)
+        if self.fetching:
+            self.invalidations += 1
+            self.invalidated[user_id] = self.invalidations
+
+    def fetch_started(self) -> int:
+        """Note a fetch starting; the mark to pass to :meth:`fetch_ended`."""
+        self.fetching += 1
+        return self.invalidations
+
+    def fetch_ended(self, user_id: str, mark: int) -> bool:
+        """Note a fetch ending; whether its token may be used (no invalidation of
+        ``user_id`` since ``mark``)."""
+        self.fetching -= 1
+        usable = self.invalidated.get(user_id, 0) <= mark
+        if not self.fetching:
+            self.invalidated.clear()
+        return usable
 
     def fresh(self, user_id: str) -> IssuedToken | None:
         """The cached token if it is still before its refresh time."""
@@ -151,9 +190,18 @@ class AsyncTokenCache:
         return self._policy.checked(await asyncio.shield(task))
 
     async def _fetch(self, user_id: str) -> IssuedToken:
-        fetched_at = self._policy.clock()
-        token = await self._issuer.issue_token(user_id, self._policy.ttl)
-        return self._policy.store(user_id, token, fetched_at)
+        # A token issued before the user was invalidated (tokens revoked) is not handed
+        # out: fetch again, a bounded number of times.
+        for _ in range(_FETCHES):
+            fetched_at = self._policy.clock()
+            mark = self._policy.fetch_started()
+            try:
+                token = await self._issuer.issue_token(user_id, self._policy.ttl)
+            finally:
+                usable = self._policy.fetch_ended(user_id, mark)
+            if usable:
+                return self._policy.store(user_id, token, fetched_at)
+        raise InvalidatedError(user_id)
 
     def _done(self, user_id: str, task: asyncio.Task[IssuedToken]) -> None:
         if self._inflight.get(user_id) is task:
@@ -162,8 +210,9 @@ class AsyncTokenCache:
             task.exception()  # retrieved: no "never retrieved" noise when nobody waited
 
     def invalidate(self, user_id: str) -> None:
-        """Forget the user's token (e.g. after the user was banned or logged out)."""
-        self._policy.entries.pop(user_id, None)
+        """Forget the user's token (e.g. after the user was banned, logged out, or their
+        tokens were revoked); a fetch already in flight for them fetches again."""
+        self._policy.invalidate(user_id)
 
     def __len__(self) -> int:
         return len(self._policy.entries)
@@ -207,8 +256,19 @@ class TokenCache:
                 token = self._policy.fresh(user_id)  # another thread may have fetched it
             if token is not None:
                 return self._policy.checked(token)
-            fetched_at = self._policy.clock()
-            token = self._issuer.issue_token(user_id, self._policy.ttl)
+            for _ in range(_FETCHES):
+                with self._lock:
+                    fetched_at = self._policy.clock()
+                    mark = self._policy.fetch_started()
+                try:
+                    token = self._issuer.issue_token(user_id, self._policy.ttl)
+                finally:
+                    with self._lock:
+                        usable = self._policy.fetch_ended(user_id, mark)
+                if usable:
+                    break
+            else:
+                raise InvalidatedError(user_id)
             with self._lock:
                 self._policy.store(user_id, token, fetched_at)
                 if len(self._user_locks) > self._policy.max_entries:
@@ -218,9 +278,9 @@ class TokenCache:
             return token
 
     def invalidate(self, user_id: str) -> None:
-        """Forget the user's token."""
+        """Forget the user's token; a fetch already in flight for them fetches again."""
         with self._lock:
-            self._policy.entries.pop(user_id, None)
+            self._policy.invalidate(user_id)
 
     def __len__(self) -> int:
         return len(self._policy.entries)
