@@ -82,7 +82,9 @@ _INSERT_EVENT = (
 _ENSURE = (
     f"WITH new AS (INSERT INTO orders ({rows.INSERT_COLUMNS}) "
     f"VALUES ({_placeholders(rows.INSERT_COLUMNS)}) "
-    f"ON CONFLICT (order_id) DO NOTHING RETURNING {_COLUMNS}), "
+    # No conflict target: the order id and the channel id are both unique, and a racing
+    # insert of the same order may meet either index first.
+    f"ON CONFLICT DO NOTHING RETURNING {_COLUMNS}), "
     f"logged AS (INSERT INTO order_events (order_id, {rows.EVENT_COLUMNS}) "
     f"SELECT order_id, {_placeholders(rows.EVENT_COLUMNS)} FROM new) "
     f"SELECT {_COLUMNS}, true FROM new UNION ALL "
