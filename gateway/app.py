@@ -31,7 +31,6 @@ from gateway.config import ConfigError, RegistrySettings, Settings, StreamSettin
 from gateway.metrics import GatewayMetrics
 from gateway.outbox import ChannelSync, SyncPolicy
 from gateway.registry import OrderRegistry
-from gateway.registry.cache import OrderCache
 from gateway.registry.postgres import PostgresRegistry
 from gateway.registry.sqlite import SqliteRegistry
 from gateway.rpc.server import GrpcEdge
@@ -125,11 +124,7 @@ class Gateway:
         async with contextlib.AsyncExitStack() as stack:
             registry = await open_registry(settings.registry)
             stack.push_async_callback(registry.close)
-            self.registry = OrderCache(
-                registry,
-                max_entries=settings.registry.registry_cache_entries,
-                ttl_s=settings.registry.registry_cache_ttl_s,
-            )
+            self.registry = registry
             self.backend = await open_backend(settings.stream, self.metrics)
             stack.push_async_callback(self.backend.close)
             self.sync = ChannelSync(

@@ -336,20 +336,6 @@ class RegistrySettings:
         above=0,
         maximum=60,
     )
-    registry_cache_entries: int = setting(
-        "CHAT_GATEWAY_REGISTRY_CACHE_ENTRIES",
-        "orders kept in memory for `AuthorizeParticipant`, the bridge and repeats (0: none)",
-        50_000,
-        minimum=0,
-        maximum=10_000_000,
-    )
-    registry_cache_ttl_s: float = setting(
-        "CHAT_GATEWAY_REGISTRY_CACHE_TTL",
-        "seconds a cached order is served: a change on another replica shows within it",
-        0.5,
-        minimum=0,
-        maximum=0.9,
-    )
 
     def check(self) -> None:
         if not self.database_url.startswith(("sqlite:///", "postgresql://", "postgres://")):

@@ -1,12 +1,13 @@
 """SQLite order registry (stdlib ``sqlite3``), the embedded default for one host.
 
 Database work runs on two dedicated threads, each with its own connection, so the event
-loop never blocks on disk: one thread writes (the writes queued while it was busy go
-together in one ``BEGIN IMMEDIATE`` transaction, each in a savepoint: group commit), the
-other reads (the reads queued while it was busy go over in one hand-over, and their
-results come back in one wake-up of the loop). In WAL mode readers never wait for a
-writer, so a read is not queued behind a write that waits for a lock held by another
-process. A few processes can share the file (``serve --workers N``).
+loop never waits for a lock or a long read: one thread writes (the writes queued while it
+was busy go together in one ``BEGIN IMMEDIATE`` transaction, each in a savepoint: group
+commit), the other reads (the reads queued while it was busy go over in one hand-over,
+and their results come back in one wake-up of the loop). Only a point read by key
+(:meth:`get`) runs on the loop itself, on a connection that never waits. In WAL mode
+readers never wait for a writer, so a read is not queued behind a write that waits for a
+lock held by another process. A few processes can share the file (``serve --workers N``).
 
 Every call is bounded by ``timeout_s`` (``CHAT_GATEWAY_DATABASE_TIMEOUT``) in total: the
 time queued for its thread, the time waiting for SQLite's lock (``busy_timeout``) and the
@@ -94,6 +95,7 @@ class SqliteRegistry:
         self._write_conn: sqlite3.Connection | None = None
         self._damaged_at: float | None = None
         self._read_conn: sqlite3.Connection | None = None
+        self._point_conn: sqlite3.Connection | None = None
         self._writes = _Queue(self._writer, self._commit)
         self._reads = _Queue(self._reader, self._read_all)
 
@@ -236,17 +238,16 @@ class SqliteRegistry:
             raise UnavailableError("order registry is closed")
         return conn
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, *, busy_timeout_s: float | None = None) -> sqlite3.Connection:
         if self._path != ":memory:":
             Path(self._path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(
+        return sqlite3.connect(
             self._path,
-            timeout=self._timeout_s,  # SQLite's busy_timeout: waiting for another's lock
+            # SQLite's busy_timeout: how long to wait for another connection's lock.
+            timeout=self._timeout_s if busy_timeout_s is None else busy_timeout_s,
             isolation_level=None,
             check_same_thread=False,
         )
-        conn.row_factory = sqlite3.Row
-        return conn
 
     def _open_writer(self) -> None:
         conn = self._connect()
@@ -266,6 +267,11 @@ class SqliteRegistry:
         conn = self._connect()
         conn.execute("PRAGMA query_only=ON")
         self._read_conn = conn
+        # The event loop's own connection, for point reads by key (see :meth:`get`): it
+        # never waits for a lock, it fails at once and the reader thread takes over.
+        point = self._connect(busy_timeout_s=0)
+        point.execute("PRAGMA query_only=ON")
+        self._point_conn = point
 
     def _retry_locked(self, step: Callable[[], object]) -> None:
         deadline = time.monotonic() + max(self._timeout_s, 10.0)
@@ -324,6 +330,18 @@ class SqliteRegistry:
             row = db.execute(_SELECT_ORDER, (order_id,)).fetchone()
             return None if row is None else _channel(row)
 
+        # A read of one row by its key runs right here on the event loop: in WAL mode it
+        # takes no lock a writer holds, and it touches a few pages, usually in memory, so
+        # it costs less than handing it to a thread and back (AuthorizeParticipant's and
+        # every repeat's read). Should SQLite be busy all the same (a checkpoint, a
+        # recovery) or fail in any way, the reader thread does it, waiting and failing
+        # within the call's bound like every read.
+        point = self._point_conn
+        if point is not None:
+            try:
+                return work(point)
+            except sqlite3.Error:
+                pass
         return await self._read(work)
 
     async def history(self, order_id: str) -> list[OrderEvent]:
@@ -538,6 +556,9 @@ class SqliteRegistry:
             return work
 
         loop = asyncio.get_running_loop()
+        point, self._point_conn = self._point_conn, None
+        if point is not None:
+            point.close()
         try:
             await loop.run_in_executor(self._reader, closer("_read_conn"))
             await loop.run_in_executor(self._writer, closer("_write_conn"))

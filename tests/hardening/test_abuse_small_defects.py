@@ -349,7 +349,7 @@ async def test_a_damaged_database_is_unavailable_and_not_ready(
     data[page : page + page_size] = b"\xff" * page_size
     db.write_bytes(bytes(data))
 
-    second = await start_gateway(registry_cache_entries=0)
+    second = await start_gateway()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{second.grpc_port}") as channel:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await pb_grpc.ChatGatewayStub(channel).AuthorizeParticipant(

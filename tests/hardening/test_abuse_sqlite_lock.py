@@ -1,15 +1,14 @@
 """Another process holding the SQLite file's write lock cannot make calls wait without bound.
 
 As reported: another process holding a write lock for 25 s made calls wait up to 24.8 s,
-and an ``AuthorizeParticipant`` the cache could not answer waited 5 s behind a write
-blocked by that lock.
+and an ``AuthorizeParticipant`` that missed the (since removed) order cache waited 5 s
+behind a write blocked by that lock.
 
 Here a separate process takes the write lock (``BEGIN IMMEDIATE``) of a gateway's SQLite
-file and holds it for 6 s, while the gateway (``CHAT_GATEWAY_DATABASE_TIMEOUT=1``, no
-registry cache) gets new orders (writes) and ``AuthorizeParticipant`` calls (reads). Every
-call must be answered within the timeout + 1 s: writes with ``UNAVAILABLE``, reads with
-their answer; and reads do not queue behind the blocked writes (each is answered in under
-half the timeout).
+file and holds it for 6 s, while the gateway (``CHAT_GATEWAY_DATABASE_TIMEOUT=1``) gets new
+orders (writes) and ``AuthorizeParticipant`` calls (reads). Every call must be answered
+within the timeout + 1 s: writes with ``UNAVAILABLE``, reads with their answer; and reads
+do not queue behind the blocked writes (each is answered in under half the timeout).
 """
 
 from __future__ import annotations
@@ -87,7 +86,6 @@ async def test_an_outside_write_lock_bounds_writes_and_leaves_reads_alone(
     gw = await start_gateway(
         {"CHAT_GATEWAY_ACCESS_LOG": "false"},
         database_timeout_s=DB_TIMEOUT_S,
-        registry_cache_entries=0,
     )
     path = Path(gw.settings.registry.database_url.removeprefix("sqlite:///"))
     async with grpc.aio.insecure_channel(f"127.0.0.1:{gw.grpc_port}") as channel:
@@ -133,7 +131,7 @@ async def test_an_outside_write_lock_bounds_writes_and_leaves_reads_alone(
 
     print(  # noqa: T201 - figures for the report (pytest -s)
         f"outside write lock ({HOLD_S:g}s, database timeout {DB_TIMEOUT_S:g}s): writes "
-        f"{summary(written)}; uncached reads {summary(reads)}"
+        f"{summary(written)}; reads {summary(reads)}"
     )
     assert lock_still_held
     bound = DB_TIMEOUT_S + 1.0
