@@ -31,7 +31,6 @@ from gateway.domain import (
     Role,
     UnavailableError,
 )
-from gateway.memo import ResponseMemo
 from gateway.registry import OrderRegistry
 from gateway.service import ChatService
 
@@ -92,8 +91,6 @@ class BridgeContext:
     """Per-user limit of channel requests."""
     body_timeout_s: float = 10.0
     """Seconds a request has to send its body (``CHAT_GATEWAY_HTTP_BODY_TIMEOUT``)."""
-    token_bodies: ResponseMemo[bytes] = field(default_factory=ResponseMemo)
-    """Token response bodies, one per issued token (the signer reuses a token within its second)."""
 
 
 CONTEXT = web.AppKey("bridge_context", BridgeContext)
@@ -227,7 +224,7 @@ async def issue_token(ctx: BridgeContext, request: web.Request) -> web.Response:
             issued = ctx.service.issue_token(user_id, ttl)
     except InvalidArgumentError as exc:
         raise _renamed(exc) from exc
-    body = ctx.token_bodies.get(issued.token, issued, lambda: token_json(issued).encode())
+    body = token_json(issued).encode()
     return web.Response(body=body, headers=_TOKEN_HEADERS)
 
 
