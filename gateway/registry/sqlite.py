@@ -58,7 +58,7 @@ _COLUMNS = rows.SELECT_COLUMNS
 _SELECT_ORDER = f"SELECT {_COLUMNS} FROM orders WHERE order_id = ?"
 _INSERT = (
     f"INSERT INTO orders ({rows.INSERT_COLUMNS}) "
-    f"VALUES ({', '.join('?' * len(rows.INSERT_COLUMNS.split(',')))})"
+    f"VALUES ({', '.join('?' * len(rows.INSERT_COLUMNS.split(',')))}) ON CONFLICT DO NOTHING"
 )
 _INSERT_EVENT = (
     f"INSERT INTO order_events (order_id, {rows.EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
@@ -190,34 +190,55 @@ class SqliteRegistry:
                 raise
 
     def _commit(self, batch: list[_Job]) -> None:
-        """The writer thread: every write of ``batch`` in one transaction."""
-        outcomes: list[tuple[_Job, bool, Any]] = []
+        """The writer thread: every write of ``batch`` in one transaction.
+
+        Writes rarely fail, so the batch first runs as is; only if one raises is the
+        transaction rolled back and the batch run again with a savepoint around each write,
+        so the failing one changes nothing and the others still commit."""
         try:
             db = self._conn(self._write_conn)
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for write in batch:
-                    if time.monotonic() >= write.deadline:
-                        outcomes.append((write, False, TimeoutError("gave up while queued")))
-                        continue
-                    db.execute("SAVEPOINT write")
-                    try:
-                        value = write.work(db)
-                    except BaseException as exc:
-                        db.execute("ROLLBACK TO write")
-                        db.execute("RELEASE write")
-                        outcomes.append((write, False, exc))
-                        continue
-                    db.execute("RELEASE write")
-                    outcomes.append((write, True, value))
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+            outcomes = self._transaction(db, batch, isolated=False)
+            if outcomes is None:
+                outcomes = self._transaction(db, batch, isolated=True)
+            assert outcomes is not None  # an isolated run always has them
         except BaseException as exc:
             outcomes = [(write, False, exc) for write in batch]
         _settle_all(outcomes)
+
+    @staticmethod
+    def _transaction(
+        db: sqlite3.Connection, batch: list[_Job], *, isolated: bool
+    ) -> list[tuple[_Job, bool, Any]] | None:
+        """Run ``batch`` in one transaction and commit it; ``isolated``, each write in a
+        savepoint of its own. ``None``: a write raised without ``isolated`` (rolled back)."""
+        outcomes: list[tuple[_Job, bool, Any]] = []
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for write in batch:
+                if time.monotonic() >= write.deadline:
+                    outcomes.append((write, False, TimeoutError("gave up while queued")))
+                    continue
+                if isolated:
+                    db.execute("SAVEPOINT write")
+                try:
+                    value = write.work(db)
+                except BaseException as exc:
+                    if not isolated:
+                        db.execute("ROLLBACK")
+                        return None
+                    db.execute("ROLLBACK TO write")
+                    db.execute("RELEASE write")
+                    outcomes.append((write, False, exc))
+                    continue
+                if isolated:
+                    db.execute("RELEASE write")
+                outcomes.append((write, True, value))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return outcomes
 
     def _read_all(self, batch: list[_Job]) -> None:
         """The reader thread: every read of ``batch``, each on its own (autocommit)."""
@@ -315,11 +336,10 @@ class SqliteRegistry:
             return known, False
 
         def work(db: sqlite3.Connection) -> tuple[OrderChannel, bool]:
-            row = db.execute(_SELECT_ORDER, (channel.order_id,)).fetchone()
-            if row is not None:
-                return _channel(row), False
             now = self._clock()
-            db.execute(_INSERT, rows.insert_values(channel, now, now + claim_for, _ts))
+            values = rows.insert_values(channel, now, now + claim_for, _ts)
+            if db.execute(_INSERT, values).rowcount == 0:  # recorded meanwhile
+                return _channel(db.execute(_SELECT_ORDER, (channel.order_id,)).fetchone()), False
             db.execute(_INSERT_EVENT, rows.event_values(channel.order_id, event, _ts))
             return channel, True
 
@@ -375,12 +395,14 @@ class SqliteRegistry:
 
     async def mark_synced(self, order_id: str, version: int) -> OrderChannel:
         def work(db: sqlite3.Connection) -> OrderChannel:
-            db.execute(
+            row = db.execute(
                 "UPDATE orders SET sync_state = 'synced', claimed_until = 0, last_error = NULL, "
-                "failed_attempts = 0, synced_at = ? WHERE order_id = ? AND version = ?",
+                "failed_attempts = 0, synced_at = ? WHERE order_id = ? AND version = ? "
+                f"RETURNING {_COLUMNS}",
                 (_ts(self._clock()), order_id, version),
-            )
-            row = db.execute(_SELECT_ORDER, (order_id,)).fetchone()
+            ).fetchone()
+            if row is None:  # changed since: another version is due; report it as stored
+                row = db.execute(_SELECT_ORDER, (order_id,)).fetchone()
             if row is None:
                 raise OrderNotFoundError(order_id)
             return _channel(row)
