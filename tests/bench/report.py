@@ -232,9 +232,9 @@ rate.
   from a file of pre-framed requests sent in order; `grpc-status` of every response checked;
   CPU from its own `getrusage` over the measured window. Ceiling rows: h2load with one fixed
   body (its CPU from `wait4`, warm-up included). *IssueToken*: a different user on every
-  call. *AuthorizeParticipant*: uniformly random orders among 1 M recorded orders (SQLite,
-  default cache size), as buyer or seller. *EnsureOrderChannel repeat*: uniformly random
-  orders among 100,000 known (synced) orders.
+  call. *AuthorizeParticipant*: uniformly random orders among 1 M recorded orders (SQLite;
+  the gateway keeps no orders in memory), as buyer or seller. *EnsureOrderChannel repeat*:
+  uniformly random orders among 100,000 known (synced) orders.
 - **New orders** (`tests/bench/orders.py`, `tests/bench/double.py`): a Python grpc.aio
   driver (its CPU reported) against the gateway in stream mode on the Stream double in a
   process of its own; Stream calls counted from the double's records between quiet points.

@@ -1,8 +1,8 @@
 """gRPC workloads: grpcload (bodies vary), 1 h2c connection × 64 streams.
 
-- ``grpc``: one gateway on a SQLite registry of 1 M recorded (synced) orders, at the default
-  cache size: ``Health/Check`` (the baseline, same generator), ``IssueToken`` for distinct
-  users (none repeated in the run), ``AuthorizeParticipant`` for uniformly random orders
+- ``grpc``: one gateway on a SQLite registry of 1 M recorded (synced) orders:
+  ``Health/Check`` (the baseline, same generator), ``IssueToken`` for distinct users (none
+  repeated in the run), ``AuthorizeParticipant`` for uniformly random orders
   among the 1 M, repeat ``EnsureOrderChannel`` for uniformly random orders among the first
   100,000; and ``IssueToken`` for distinct users on a second gateway with JSON access lines
   on, for what the lines cost.
