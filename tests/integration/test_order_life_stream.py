@@ -229,17 +229,17 @@ async def test_pending_lifecycle_changes_survive_sigkill_and_restart(
             pb.IssueTokenRequest(user_id="buyer-1"), metadata=WEB, timeout=5
         )
         await stream_double.stop()
-        for call in (
-            stub.OpenDispute(
-                pb.OpenDisputeRequest(order_id="ord-s", agent=pb.Participant(user_id="sue-1")),
-                metadata=SUPPORT,
-                timeout=5,
-            ),
-            stub.CloseOrderChannel(
-                pb.CloseOrderChannelRequest(order_id="ord-s"), metadata=ORDER, timeout=5
-            ),
-        ):
-            assert (await call).channel.sync_state == pb.SYNC_STATE_PENDING
+        # One after the other: a dispute after the close would reopen the chat.
+        disputed = await stub.OpenDispute(
+            pb.OpenDisputeRequest(order_id="ord-s", agent=pb.Participant(user_id="sue-1")),
+            metadata=SUPPORT,
+            timeout=5,
+        )
+        assert disputed.channel.sync_state == pb.SYNC_STATE_PENDING
+        closed = await stub.CloseOrderChannel(
+            pb.CloseOrderChannelRequest(order_id="ord-s"), metadata=ORDER, timeout=5
+        )
+        assert closed.channel.sync_state == pb.SYNC_STATE_PENDING
         revoked = await stub.RevokeUserTokens(
             pb.RevokeUserTokensRequest(user_id="buyer-1"), metadata=WEB, timeout=5
         )
