@@ -438,7 +438,7 @@ class EdgeSettings:
     grpc_max_concurrent_streams: int = setting(
         "CHAT_GATEWAY_GRPC_MAX_CONCURRENT_STREAMS",
         "gRPC calls one connection may have open at once (HTTP/2 streams)",
-        1000,
+        256,
         minimum=1,
         maximum=10_000,
     )
