@@ -152,8 +152,8 @@ class SqliteRegistry:
     async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` in a write transaction shared with the writes queued with it (group
         commit: one ``COMMIT``, one fsync, for every write that waited while the previous
-        batch ran); each write has a savepoint of its own, so a failing one changes nothing
-        and does not touch the others. Bounded like every call."""
+        batch ran); a failing one changes nothing and does not touch the others (see
+        :meth:`_commit`). Bounded like every call."""
         return await self._queue(self._writes, work)
 
     async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -197,48 +197,13 @@ class SqliteRegistry:
         so the failing one changes nothing and the others still commit."""
         try:
             db = self._conn(self._write_conn)
-            outcomes = self._transaction(db, batch, isolated=False)
-            if outcomes is None:
-                outcomes = self._transaction(db, batch, isolated=True)
-            assert outcomes is not None  # an isolated run always has them
+            try:
+                outcomes = _transaction(db, lambda db: _run_writes(db, batch, isolated=False))
+            except _WriteFailed:
+                outcomes = _transaction(db, lambda db: _run_writes(db, batch, isolated=True))
         except BaseException as exc:
             outcomes = [(write, False, exc) for write in batch]
         _settle_all(outcomes)
-
-    @staticmethod
-    def _transaction(
-        db: sqlite3.Connection, batch: list[_Job], *, isolated: bool
-    ) -> list[tuple[_Job, bool, Any]] | None:
-        """Run ``batch`` in one transaction and commit it; ``isolated``, each write in a
-        savepoint of its own. ``None``: a write raised without ``isolated`` (rolled back)."""
-        outcomes: list[tuple[_Job, bool, Any]] = []
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            for write in batch:
-                if time.monotonic() >= write.deadline:
-                    outcomes.append((write, False, TimeoutError("gave up while queued")))
-                    continue
-                if isolated:
-                    db.execute("SAVEPOINT write")
-                try:
-                    value = write.work(db)
-                except BaseException as exc:
-                    if not isolated:
-                        db.execute("ROLLBACK")
-                        return None
-                    db.execute("ROLLBACK TO write")
-                    db.execute("RELEASE write")
-                    outcomes.append((write, False, exc))
-                    continue
-                if isolated:
-                    db.execute("RELEASE write")
-                outcomes.append((write, True, value))
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        return outcomes
 
     def _read_all(self, batch: list[_Job]) -> None:
         """The reader thread: every read of ``batch``, each on its own (autocommit)."""
@@ -624,6 +589,42 @@ def _settle(outcomes: list[tuple[_Job, bool, Any]]) -> None:
             job.done.set_result(value)
         else:
             job.done.set_exception(value)
+
+
+class _WriteFailed(Exception):
+    """A write of a batch run without savepoints raised: run the batch again, isolated."""
+
+
+def _run_writes(
+    db: sqlite3.Connection, batch: list[_Job], *, isolated: bool
+) -> list[tuple[_Job, bool, Any]]:
+    """Every write of ``batch``, in the caller's transaction; ``isolated``, each in a
+    savepoint of its own, so a failing one leaves no trace.
+
+    Raises:
+        _WriteFailed: a write raised and ``isolated`` is false (roll the transaction back).
+    """
+    outcomes: list[tuple[_Job, bool, Any]] = []
+    for write in batch:
+        if time.monotonic() >= write.deadline:
+            outcomes.append((write, False, TimeoutError("gave up while queued")))
+            continue
+        if not isolated:
+            try:
+                outcomes.append((write, True, write.work(db)))
+            except BaseException as exc:
+                raise _WriteFailed from exc
+            continue
+        db.execute("SAVEPOINT write")
+        try:
+            value = write.work(db)
+        except BaseException as exc:
+            db.execute("ROLLBACK TO write")
+            outcomes.append((write, False, exc))
+        else:
+            outcomes.append((write, True, value))
+        db.execute("RELEASE write")
+    return outcomes
 
 
 def _transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
