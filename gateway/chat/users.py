@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import Awaitable, Callable, Sequence
 
 from gateway.lru import BoundedCache
@@ -79,7 +80,7 @@ class UserUpserts:
         """Start calls for what is queued, while a slot is free."""
         self._flush_due = False
         while not self._closed and self._queued and len(self._sending) < MAX_IN_FLIGHT:
-            batch = list(self._queued.items())[:MAX_BATCH]
+            batch = list(itertools.islice(self._queued.items(), MAX_BATCH))
             for uid, _ in batch:
                 del self._queued[uid]
             task = asyncio.create_task(self._send(batch), name="stream-user-upserts")
