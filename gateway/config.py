@@ -435,6 +435,12 @@ class EdgeSettings:
         above=0,
         maximum=3600,
     )
+    http_fast_lane: bool = setting(
+        "CHAT_GATEWAY_HTTP_FAST_LANE",
+        "answer the plain token request (`GET`, `Authorization: Bearer`) as it arrives, "
+        "past aiohttp's request handling; anything else is routed as usual",
+        True,
+    )
     grpc_max_concurrent_streams: int = setting(
         "CHAT_GATEWAY_GRPC_MAX_CONCURRENT_STREAMS",
         "gRPC calls one connection may have open at once (HTTP/2 streams)",

@@ -9,11 +9,17 @@ protocol factory:
 - every connection must deliver a complete request head within ``header_timeout_s`` of
   its first byte (or of being accepted); otherwise it is closed. An idle keep-alive
   connection (nothing sent after a response) is aiohttp's to close, after its
-  keep-alive timeout;
+  keep-alive timeout; the guard closes it itself while only the token fast lane has
+  answered on it (aiohttp has not seen it);
 - at most ``max_connections`` are open at once. A new connection beyond the cap evicts the
   longest-idle connection that has no request in progress; when every connection is
   busy, the new one is closed at once. A client's in-flight request is never cut off to
   admit another, and an attacker's idle connections cannot lock out everybody else.
+
+- each read is offered to the guard's ``lane`` (:mod:`gateway.bridge.fastlane`) first,
+  until the lane declines one: from then on aiohttp has the connection, and the lane is
+  never asked again on it (aiohttp may hold part of a request). The lane is not asked
+  while the client does not read what it was sent (aiohttp waits for it instead).
 
 :class:`GuardedSite` is aiohttp's ``TCPSite`` with the guard in front.
 """
@@ -48,6 +54,13 @@ class _Connection(asyncio.Protocol):
         self.busy = 0
         """Requests of this connection in progress (in the bridge's handlers)."""
         self._deadline: asyncio.TimerHandle | None = None
+        self._lane = guard.lane
+        """Asked first, until the connection hands bytes to aiohttp (then ``None``)."""
+        self._answered_at = 0.0
+        """When the lane last answered (the loop's clock): the keep-alive runs from it."""
+        self._paused = False
+        self._idling = False
+        """``_deadline`` is the keep-alive timer of a lane connection, not a head deadline."""
 
     # -- asyncio.Protocol ---------------------------------------------------------------
 
@@ -64,9 +77,19 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if not self._admitted:
             return
+        self._guard.touch(self)
+        if self._lane is not None:
+            answer = None if self._paused else self._lane(data)
+            if answer is not None:
+                assert self.transport is not None
+                self.transport.write(answer)
+                self._keep_alive()
+                return
+            # aiohttp has the connection from now on (it may hold part of a request).
+            self._lane = None
+            self._disarm()
         if self._deadline is None and self.busy == 0:
             self._arm()  # a new request head begins on a kept-alive connection
-        self._guard.touch(self)
         self._inner.data_received(data)
 
     def eof_received(self) -> bool | None:
@@ -79,9 +102,11 @@ class _Connection(asyncio.Protocol):
             self._inner.connection_lost(exc)
 
     def pause_writing(self) -> None:
+        self._paused = True  # the lane stops answering; aiohttp's writer waits for drain
         self._inner.pause_writing()
 
     def resume_writing(self) -> None:
+        self._paused = False
         self._inner.resume_writing()
 
     # -- requests -----------------------------------------------------------------------
@@ -106,6 +131,7 @@ class _Connection(asyncio.Protocol):
         self._deadline = loop.call_later(self._guard.header_timeout_s, self._expire)
 
     def _disarm(self) -> None:
+        self._idling = False
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
@@ -114,6 +140,24 @@ class _Connection(asyncio.Protocol):
         self._deadline = None
         if self.busy == 0:
             self._guard.timed_out(self)
+
+    def _keep_alive(self) -> None:
+        """After a lane answer: the connection idles, for the keep-alive timeout at most.
+        One timer per connection, not one per answer: it checks the last answer's time."""
+        loop = asyncio.get_running_loop()
+        self._answered_at = loop.time()
+        if not self._idling:
+            self._disarm()  # the head deadline, on the connection's first answer
+            self._deadline = loop.call_later(self._guard.keepalive_s, self._idle_expire)
+            self._idling = True
+
+    def _idle_expire(self) -> None:
+        loop = asyncio.get_running_loop()
+        left = self._answered_at + self._guard.keepalive_s - loop.time()
+        if left > 0:
+            self._deadline = loop.call_later(left, self._idle_expire)
+        else:
+            self.close(f"idle for the keep-alive timeout ({self._guard.keepalive_s:g}s)")
 
 
 class ConnectionGuard:
@@ -124,12 +168,17 @@ class ConnectionGuard:
         *,
         max_connections: int,
         header_timeout_s: float,
+        keepalive_s: float = 75.0,
         metrics: GatewayMetrics | None = None,
     ) -> None:
         self.factory: Callable[[], asyncio.Protocol] | None = None
         """aiohttp's protocol factory (the runner's server), set when the site starts."""
+        self.lane: Callable[[bytes], bytes | None] | None = None
+        """Answers a connection's read before aiohttp (:mod:`gateway.bridge.fastlane`), or
+        declines with ``None``; set when the site starts."""
         self.max_connections = max_connections
         self.header_timeout_s = header_timeout_s
+        self.keepalive_s = keepalive_s
         self._metrics = metrics
         # open connections, least recently active first
         self._open: OrderedDict[_Connection, None] = OrderedDict()

@@ -135,20 +135,39 @@ class RouteGuard:
         self._finish(request, MALFORMED, status, time.perf_counter())
 
     def _finish(self, request: BaseRequest, route: str, status: int, started: float) -> None:
+        self.record(
+            request.method, request.raw_path, route, status, started, request.get(ERROR_REASON)
+        )
+
+    def record(
+        self,
+        method: str,
+        raw_path: str,
+        route: str,
+        status: int,
+        started: float,
+        reason: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        """Measure and log one answered request (``started``: its ``perf_counter``);
+        ``request_id``: the caller's ``X-Request-Id`` when the request has no log scope
+        of its own (the token fast lane), else the scope's id is logged."""
         seconds = time.perf_counter() - started
-        method = request.method if request.method in KNOWN_METHODS else OTHER_METHOD
+        if method not in KNOWN_METHODS:
+            method = OTHER_METHOD
         self._metrics.observe_http(method, route, status, seconds)
         if self._log_enabled and logs.access_logger.isEnabledFor(logging.INFO):
-            logs.access(
-                "http",
-                {
-                    "method": method,
-                    "path": _printable(request.raw_path[:256]),
-                    "status": status,
-                    "duration_ms": round(seconds * 1000, 3),
-                    **({"reason": reason} if (reason := request.get(ERROR_REASON)) else {}),
-                },
-            )
+            fields: dict[str, object] = {
+                "method": method,
+                "path": _printable(raw_path[:256]),
+                "status": status,
+                "duration_ms": round(seconds * 1000, 3),
+            }
+            if reason:
+                fields["reason"] = reason
+            if request_id is not None:
+                fields["request_id"] = logs.new_request_id(request_id or None)
+            logs.access("http", fields)
 
 
 def _printable(text: str) -> str:

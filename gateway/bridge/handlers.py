@@ -43,8 +43,8 @@ READINESS_TIMEOUT_S = 1.0
 
 _DIGITS = re.compile(r"[0-9]{1,10}")
 # Prebuilt for the hot routes, with what the edge middleware would add anyway (Vary,
-# nosniff), so it has nothing to insert.
-_TOKEN_HEADERS = CIMultiDict(
+# nosniff), so it has nothing to insert; the token route's fast lane writes the same.
+TOKEN_HEADERS = CIMultiDict(
     {
         "Content-Type": "application/json; charset=utf-8",
         "Cache-Control": "no-store",
@@ -215,17 +215,24 @@ async def issue_token(ctx: BridgeContext, request: web.Request) -> web.Response:
         if request.method == "GET" and not request.query_string
         else await _ttl_of(ctx, request)
     )
+    body = token_json(token_for(ctx, user_id, ttl)).encode()
+    return web.Response(body=body, headers=TOKEN_HEADERS)
+
+
+def token_for(ctx: BridgeContext, user_id: str, ttl: timedelta | None) -> IssuedToken:
+    """The token route's answer for the session's ``user_id``, within the per-user limit.
+
+    A page's refresh storm asks many times within a second: the token already issued to
+    the user in this second is the answer, and costs no rate-limit allowance.
+    """
     try:
-        # A page's refresh storm asks many times within a second: the token already issued
-        # to the user in this second is the answer, and costs no rate-limit allowance.
         issued = ctx.service.issued_this_second(user_id, ttl)
         if issued is None:
             ctx.limiter.acquire(user_id)
             issued = ctx.service.issue_token(user_id, ttl)
     except InvalidArgumentError as exc:
         raise _renamed(exc) from exc
-    body = token_json(issued).encode()
-    return web.Response(body=body, headers=_TOKEN_HEADERS)
+    return issued
 
 
 def channel_json(channel: OrderChannel, role: Role) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from gateway.bridge import handlers
 from gateway.bridge.connections import ConnectionGuard, GuardedSite
 from gateway.bridge.cors import CorsPolicy
 from gateway.bridge.devpages import ASSET_PATH, DEFAULT_DIST, LOGIN_PATH, PAGE_PATH, DevPages
+from gateway.bridge.fastlane import TokenFastLane
 from gateway.bridge.guard import RouteGuard
 from gateway.bridge.handlers import CONTEXT, BridgeContext, Readiness
 from gateway.bridge.openapi import openapi_document
@@ -34,6 +35,7 @@ TOKEN_PATH = "/api/chat/stream/token"
 CHANNEL_PATH = "/api/chat/stream/channel"
 OPENAPI_PATH = "/api/chat/stream/openapi.json"
 ROUTE_GUARD = web.AppKey("route_guard", RouteGuard)
+FAST_LANE = web.AppKey("fast_lane", TokenFastLane)
 
 
 def build_bridge_app(
@@ -56,7 +58,9 @@ def build_bridge_app(
     """The bridge application on the given service layer (collaborators overridable).
 
     Every request is measured into ``metrics`` (and logged when ``access_log``), refused
-    while ``admission`` drains; ``/metrics`` serves ``metrics``.
+    while ``admission`` drains; ``/metrics`` serves ``metrics``. The application
+    carries the token route's :class:`TokenFastLane` (under :data:`FAST_LANE`), which
+    :class:`BridgeEdge` may put in front of aiohttp.
     """
     cors = CorsPolicy(settings.cors_origins)
     edge = RouteGuard(
@@ -113,6 +117,7 @@ def build_bridge_app(
     if serve_metrics:
         edge.route(app, METRICS_PATH, {"GET": metrics_handler(metrics)}, head=True)
     edge.catch_all(app)
+    app[FAST_LANE] = TokenFastLane(ctx, path=TOKEN_PATH, admission=admission, record=edge.record)
     return app
 
 
@@ -125,8 +130,9 @@ def split_host_port(addr: str) -> tuple[str, int]:
 class BridgeEdge:
     """The bridge's HTTP listener on the gateway's event loop; ``port`` is known once started.
 
-    Connections pass a :class:`ConnectionGuard` (a cap, a deadline for each request head);
-    idle keep-alive connections close after ``keepalive_s``. Stopping cancels what is still
+    Connections pass a :class:`ConnectionGuard` (a cap, a deadline for each request head,
+    the application's token fast lane unless ``fast_lane`` is off); idle keep-alive
+    connections close after ``keepalive_s``. Stopping cancels what is still
     running at once: the gateway's drain (:class:`gateway.admission.Admission`) has already
     given in-flight requests the shutdown grace, so the grace is counted once.
     """
@@ -140,10 +146,12 @@ class BridgeEdge:
         keepalive_s: float = 75.0,
         ssl_context: ssl.SSLContext | None = None,
         reuse_port: bool = False,
+        fast_lane: bool = True,
     ) -> None:
         self.app = app
+        self._fast_lane = fast_lane
         self.connections = connections or ConnectionGuard(
-            max_connections=4096, header_timeout_s=10.0
+            max_connections=4096, header_timeout_s=10.0, keepalive_s=keepalive_s
         )
         self._keepalive_s = keepalive_s
         self._reuse_port = reuse_port
@@ -174,6 +182,8 @@ class BridgeEdge:
         assert server is not None
         loop = asyncio.get_running_loop()
         malformed = self.app[ROUTE_GUARD].malformed
+        lane = self.app.get(FAST_LANE) if self._fast_lane else None
+        self.connections.lane = lane.answer if lane is not None else None
 
         def handler() -> asyncio.Protocol:
             return BridgeRequestHandler(
@@ -222,6 +232,7 @@ def build_bridge_edge(
     connections = ConnectionGuard(
         max_connections=connection_cap(edge.http_max_connections),
         header_timeout_s=edge.http_header_timeout_s,
+        keepalive_s=edge.http_keepalive_s,
         metrics=metrics,
     )
     metrics.http_connections_open.set_function(lambda: connections.open_connections)
@@ -245,6 +256,7 @@ def build_bridge_edge(
         keepalive_s=settings.edge.http_keepalive_s,
         ssl_context=server_ssl_context(settings.edge),
         reuse_port=settings.edge.reuse_port,
+        fast_lane=settings.edge.http_fast_lane,
     )
 
 

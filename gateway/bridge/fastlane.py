@@ -1,0 +1,133 @@
+"""The token route's fast lane: the token provider's usual request answered as it arrives.
+
+``GET /api/chat/stream/token`` with ``Authorization: Bearer <session>`` is most of the
+bridge's traffic (every page load, every token refresh), and its answer is local CPU work:
+verify the session, sign a token. Through aiohttp, the request object, the handler task,
+the router and the response object cost about twice the work itself (``make bench``,
+HTTP token rows). :class:`TokenFastLane` answers that one request straight from the bytes
+the connection received, with the same handler logic (:func:`gateway.bridge.handlers.token_for`),
+the same response bytes, the same metrics and the same access line.
+
+It takes only what it can answer exactly as the routed handler would, and declines the rest
+(``None``): aiohttp then gets the bytes and answers them as always. It takes:
+
+- one whole request head, alone in one read, nothing after it (no body, no pipelining);
+- the request line ``GET /api/chat/stream/token HTTP/1.1`` exactly (no query string);
+- header lines in the strict RFC 9110 grammar (token names, printable ASCII values), no
+  more than :data:`MAX_HEAD_BYTES` in all;
+- exactly one ``Authorization`` header; no ``Origin`` (CORS headers), no body headers, no
+  ``Expect`` or ``Upgrade``, ``Connection`` only as ``keep-alive``; ``X-Request-Id`` at most once;
+- a session that verifies, a user within the rate limit, a gateway not draining.
+
+Every error goes the routed way, so its answer and log line are the handler's. The
+connection decides when to ask (:class:`gateway.bridge.connections.ConnectionGuard`):
+once it has handed bytes to aiohttp, it never asks again. ``CHAT_GATEWAY_HTTP_FAST_LANE=false``
+turns the lane off. ``tests/bridge/test_fastlane.py`` holds it to aiohttp: for generated
+requests the lane either declines or answers the bytes the routed handler answers (only
+``Date`` and the token's own second may differ).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from email.utils import formatdate
+from functools import lru_cache
+
+from aiohttp.http import SERVER_SOFTWARE
+
+from gateway.admission import Admission
+from gateway.bridge.handlers import TOKEN_HEADERS, BridgeContext, token_for, token_json
+
+__all__ = ["MAX_HEAD_BYTES", "LaneRecorder", "TokenFastLane"]
+
+MAX_HEAD_BYTES = 8190
+"""Longest request head the lane reads (aiohttp's own limit for one line)."""
+
+# Header lines: a token name, a colon, a value of printable ASCII and tabs; each line
+# ends in CRLF and the head in an empty line. No obs-fold (a line starting with
+# whitespace is no token), no bare CR or LF, no control or non-ASCII bytes.
+_HEADER_LINES = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e]*\r\n)*\r\n")
+_DECLINED = frozenset({b"origin", b"content-length", b"transfer-encoding", b"expect", b"upgrade"})
+"""Headers that change the answer: CORS, a body, an interim response, a protocol switch."""
+
+LaneRecorder = Callable[[str, str, str, int, float, None, str], None]
+"""The route guard's :meth:`~gateway.bridge.guard.RouteGuard.record`: metrics and the
+access line of one answered request."""
+
+
+@lru_cache(maxsize=2)
+def _date(second: int) -> bytes:
+    return formatdate(second, usegmt=True).encode("ascii")
+
+
+class TokenFastLane:
+    """Answers the plain token request of one bridge (:meth:`answer`), or declines it."""
+
+    def __init__(
+        self,
+        ctx: BridgeContext,
+        *,
+        path: str,
+        admission: Admission,
+        record: LaneRecorder,
+    ) -> None:
+        self._ctx = ctx
+        self._admission = admission
+        self._record = record
+        self._path = path
+        self._request_line = f"GET {path} HTTP/1.1\r\n".encode("ascii")
+        fixed = b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in TOKEN_HEADERS.items())
+        self._status_and_headers = b"HTTP/1.1 200 OK\r\n" + fixed + b"Content-Length: "
+        self._server = f"\r\nServer: {SERVER_SOFTWARE}\r\n\r\n".encode("latin-1")
+
+    def answer(self, data: bytes) -> bytes | None:
+        """The whole HTTP response to ``data``, one connection's read; ``None``: not taken
+        (nothing was counted or changed), hand ``data`` to aiohttp."""
+        if (
+            not data.startswith(self._request_line)
+            or len(data) > MAX_HEAD_BYTES
+            or data.find(b"\r\n\r\n") != len(data) - 4
+            or _HEADER_LINES.fullmatch(data, len(self._request_line)) is None
+            or self._admission.draining
+        ):
+            return None
+        started = time.perf_counter()
+        authorization: bytes | None = None
+        request_id: bytes | None = None
+        for line in data[len(self._request_line) : -4].split(b"\r\n"):
+            name, _, value = line.partition(b":")
+            name = name.lower()
+            if name == b"authorization":
+                if authorization is not None:
+                    return None
+                authorization = value
+            elif name == b"x-request-id":
+                if request_id is not None:
+                    return None
+                request_id = value
+            elif name in _DECLINED or (
+                name == b"connection" and value.strip(b" \t").lower() != b"keep-alive"
+            ):
+                return None
+        if authorization is None:
+            return None
+        ctx = self._ctx
+        try:
+            user_id = ctx.verifier.user_id(
+                ctx.verifier.token_from(authorization.strip(b" \t").decode("ascii"), {})
+            )
+            body = token_json(token_for(ctx, user_id, None)).encode()
+        except Exception:  # every refusal (and any fault) is answered the routed way
+            return None
+        now = time.time()
+        supplied = b"" if request_id is None else request_id.strip(b" \t")
+        self._record("GET", self._path, self._path, 200, started, None, supplied.decode("ascii"))
+        return b"%s%d\r\nDate: %s%s%s" % (
+            self._status_and_headers,
+            len(body),
+            _date(int(now)),
+            self._server,
+            body,
+        )
