@@ -35,6 +35,7 @@ from collections.abc import Callable
 from typing import cast
 
 from aiohttp import web
+from aiohttp.tcp_helpers import tcp_keepalive, tcp_nodelay
 
 from gateway.metrics import GatewayMetrics
 
@@ -59,6 +60,8 @@ class _Connection(asyncio.Protocol):
         self._answered_at = 0.0
         """When the lane last answered (the loop's clock): the keep-alive runs from it."""
         self._paused = False
+        self._inner_made = False
+        """aiohttp's protocol has been given the connection (:meth:`_hand_over`)."""
         self._idling = False
         """``_deadline`` is the keep-alive timer of a lane connection, not a head deadline."""
 
@@ -71,7 +74,11 @@ class _Connection(asyncio.Protocol):
             self.transport.abort()
             return
         self._admitted = True
-        self._inner.connection_made(transport)
+        if self._lane is None:
+            self._hand_over()
+        else:  # what aiohttp would set; aiohttp itself meets the connection at hand-over
+            tcp_nodelay(self.transport, True)
+            tcp_keepalive(self.transport)
         self._arm()
 
     def data_received(self, data: bytes) -> None:
@@ -85,29 +92,39 @@ class _Connection(asyncio.Protocol):
                 self.transport.write(answer)
                 self._keep_alive()
                 return
-            # aiohttp has the connection from now on (it may hold part of a request).
             self._lane = None
             self._disarm()
+            self._hand_over()
         if self._deadline is None and self.busy == 0:
             self._arm()  # a new request head begins on a kept-alive connection
         self._inner.data_received(data)
 
     def eof_received(self) -> bool | None:
-        return self._inner.eof_received()
+        return self._inner.eof_received() if self._inner_made else None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         self._guard.forget(self)
-        if self._admitted:
+        if self._inner_made:
             self._inner.connection_lost(exc)
 
     def pause_writing(self) -> None:
         self._paused = True  # the lane stops answering; aiohttp's writer waits for drain
-        self._inner.pause_writing()
+        if self._inner_made:
+            self._inner.pause_writing()
 
     def resume_writing(self) -> None:
         self._paused = False
-        self._inner.resume_writing()
+        if self._inner_made:
+            self._inner.resume_writing()
+
+    def _hand_over(self) -> None:
+        """aiohttp has the connection from now on (it may hold part of a request): it
+        meets it now, so its keep-alive and request handling start from here."""
+        self._inner_made = True
+        self._inner.connection_made(self.transport)  # type: ignore[arg-type]
+        if self._paused:
+            self._inner.pause_writing()
 
     # -- requests -----------------------------------------------------------------------
 
@@ -220,6 +237,12 @@ class ConnectionGuard:
     def timed_out(self, connection: _Connection) -> None:
         self._count("header_timeout")
         connection.close(f"no complete request head within {self.header_timeout_s:g}s")
+
+    def close_all(self, reason: str) -> None:
+        """Close every open connection (aiohttp closes those it has; the lane's are the
+        guard's to close)."""
+        for connection in list(self._open):
+            connection.close(reason)
 
     def forget(self, connection: _Connection) -> None:
         self._drop(connection)

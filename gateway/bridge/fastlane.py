@@ -15,8 +15,9 @@ It takes only what it can answer exactly as the routed handler would, and declin
 - the request line ``GET /api/chat/stream/token HTTP/1.1`` exactly (no query string);
 - header lines in the strict RFC 9110 grammar (token names, printable ASCII values), no
   more than :data:`MAX_HEAD_BYTES` in all;
-- exactly one ``Authorization`` header; no ``Origin`` (CORS headers), no body headers, no
-  ``Expect`` or ``Upgrade``, ``Connection`` only as ``keep-alive``; ``X-Request-Id`` at most once;
+- no header twice, at most :data:`MAX_HEADERS`; ``Host`` and ``Authorization``; no ``Origin``
+  (CORS headers), no body headers, no ``Expect`` or ``Upgrade``, ``Connection`` only as
+  ``keep-alive``;
 - a session that verifies, a user within the rate limit, a gateway not draining.
 
 Every error goes the routed way, so its answer and log line are the handler's. The
@@ -40,10 +41,12 @@ from aiohttp.http import SERVER_SOFTWARE
 from gateway.admission import Admission
 from gateway.bridge.handlers import TOKEN_HEADERS, BridgeContext, token_for, token_json
 
-__all__ = ["MAX_HEAD_BYTES", "LaneRecorder", "TokenFastLane"]
+__all__ = ["MAX_HEADERS", "MAX_HEAD_BYTES", "LaneRecorder", "TokenFastLane"]
 
 MAX_HEAD_BYTES = 8190
 """Longest request head the lane reads (aiohttp's own limit for one line)."""
+MAX_HEADERS = 64
+"""Most header lines the lane reads."""
 
 # Header lines: a token name, a colon, a value of printable ASCII and tabs; each line
 # ends in CRLF and the head in an empty line. No obs-fold (a line starting with
@@ -94,25 +97,24 @@ class TokenFastLane:
         ):
             return None
         started = time.perf_counter()
-        authorization: bytes | None = None
-        request_id: bytes | None = None
-        for line in data[len(self._request_line) : -4].split(b"\r\n"):
-            name, _, value = line.partition(b":")
-            name = name.lower()
-            if name == b"authorization":
-                if authorization is not None:
-                    return None
-                authorization = value
-            elif name == b"x-request-id":
-                if request_id is not None:
-                    return None
-                request_id = value
-            elif name in _DECLINED or (
-                name == b"connection" and value.strip(b" \t").lower() != b"keep-alive"
-            ):
-                return None
-        if authorization is None:
+        lines = data[len(self._request_line) : -4].split(b"\r\n")
+        if len(lines) > MAX_HEADERS:
             return None
+        headers: dict[bytes, bytes] = {}
+        for line in lines:
+            name, _, value = line.partition(b":")
+            headers[name.lower()] = value
+        authorization = headers.get(b"authorization")
+        connection = headers.get(b"connection")
+        if (
+            len(headers) != len(lines)  # a header twice (aiohttp refuses some twice)
+            or authorization is None
+            or b"host" not in headers  # HTTP/1.1 requires it: aiohttp refuses a head without
+            or not _DECLINED.isdisjoint(headers)
+            or (connection is not None and connection.strip(b" \t").lower() != b"keep-alive")
+        ):
+            return None
+        request_id = headers.get(b"x-request-id")
         ctx = self._ctx
         try:
             user_id = ctx.verifier.user_id(

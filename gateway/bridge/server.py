@@ -216,6 +216,7 @@ class BridgeEdge:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        self.connections.close_all("the bridge is stopping")
 
 
 def build_bridge_edge(
