@@ -16,7 +16,9 @@ import contextvars
 import functools
 import itertools
 import json
+import json.encoder
 import logging
+import math
 import os
 import re
 import sys
@@ -287,8 +289,24 @@ def access(msg: str, fields: dict[str, Any]) -> None:
         access_logger.info(msg, extra=fields)
 
 
+_encode_str = json.encoder.encode_basestring  # what _ENCODER does with a str (C)
+
+
+def json_value(value: Any) -> str:
+    """``value`` as :data:`_ENCODER` writes it, the common types without its Python-level
+    dispatch (a float took 2 µs through ``encode``, a tenth of a request's line)."""
+    cls = type(value)
+    if cls is str:
+        return _encode_str(value)
+    if cls is int:
+        return int.__repr__(value)
+    if cls is float and math.isfinite(value):
+        return float.__repr__(value)
+    return _ENCODER.encode(value)
+
+
 def _json_access(handler: BufferedLineHandler) -> Callable[[str, dict[str, Any]], None]:
-    encode = _ENCODER.encode
+    encode = json_value
     head = '"level": "INFO", "logger": "gateway.access", "msg": '
 
     def write(msg: str, fields: dict[str, Any]) -> None:

@@ -8,6 +8,8 @@ import logging
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway import logs
 
@@ -121,3 +123,18 @@ def test_buffered_lines_reach_the_stream_within_the_flush_interval() -> None:
     while not out.getvalue() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert out.getvalue() == "quiet\n"
+
+
+@given(
+    st.one_of(
+        st.text(),
+        st.integers(),
+        st.floats(),
+        st.booleans(),
+        st.none(),
+        st.binary(max_size=8),
+        st.lists(st.integers(), max_size=3),
+    )
+)
+def test_json_value_is_the_encoders_output(value: object) -> None:
+    assert logs.json_value(value) == logs._ENCODER.encode(value)
