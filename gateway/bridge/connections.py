@@ -89,11 +89,12 @@ class _Connection(asyncio.Protocol):
             answer = None if self._paused else self._lane(data)
             if answer is not None:
                 assert self.transport is not None
-                self.transport.write(answer)
+                self._guard.send(self.transport, answer)
                 self._keep_alive()
                 return
             self._lane = None
             self._disarm()
+            self._guard.send_now()  # a lane answer still waiting goes before aiohttp's
             self._hand_over()
         if self._deadline is None and self.busy == 0:
             self._arm()  # a new request head begins on a kept-alive connection
@@ -199,6 +200,7 @@ class ConnectionGuard:
         self._metrics = metrics
         # open connections, least recently active first
         self._open: OrderedDict[_Connection, None] = OrderedDict()
+        self._outbox: list[tuple[asyncio.Transport, bytes]] = []
         self._by_transport: dict[asyncio.BaseTransport, _Connection] = {}
 
     def __call__(self) -> asyncio.Protocol:
@@ -237,6 +239,22 @@ class ConnectionGuard:
     def timed_out(self, connection: _Connection) -> None:
         self._count("header_timeout")
         connection.close(f"no complete request head within {self.header_timeout_s:g}s")
+
+    def send(self, transport: asyncio.Transport, answer: bytes) -> None:
+        """Write ``answer`` at the end of this turn of the event loop, with the other lane
+        answers of the turn, back to back. Each write wakes its client; written together,
+        the later ones mostly find their clients awake, which costs the kernel far less
+        than one wake-up per answer between reads (measured: ``make bench``, HTTP rows)."""
+        if not self._outbox:
+            asyncio.get_running_loop().call_soon(self.send_now)
+        self._outbox.append((transport, answer))
+
+    def send_now(self) -> None:
+        """Write the answers waiting for the end of the turn, in order."""
+        outbox, self._outbox = self._outbox, []
+        for transport, answer in outbox:
+            if not transport.is_closing():
+                transport.write(answer)
 
     def close_all(self, reason: str) -> None:
         """Close every open connection (aiohttp closes those it has; the lane's are the

@@ -419,3 +419,23 @@ async def test_stopping_the_bridge_closes_connections_only_the_lane_served(
         assert gw.bridge.connections.open_connections == 0
     finally:
         writer.close()
+
+
+async def _read_answer(reader: asyncio.StreamReader) -> bytes:
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    length = int(re.search(rb"Content-Length: (\d+)", head).group(1))  # type: ignore[union-attr]
+    return head + await asyncio.wait_for(reader.readexactly(length), 5)
+
+
+async def test_answers_keep_the_order_of_their_requests(start_gateway: GatewayFactory) -> None:
+    gw = await start_gateway()
+    for _ in range(20):  # the second request arrives in the lane answer's turn or later
+        reader, writer = await asyncio.open_connection("127.0.0.1", gw.http_port)
+        try:
+            writer.write(request(("Authorization", f"Bearer {GOOD}")))
+            writer.write(request(("Authorization", "Basic eA==")))
+            await writer.drain()
+            assert (await _read_answer(reader)).startswith(b"HTTP/1.1 200 OK")
+            assert (await _read_answer(reader)).startswith(b"HTTP/1.1 401 ")
+        finally:
+            writer.close()
