@@ -126,8 +126,7 @@ def _second(seconds: int) -> str:
 def _timestamp(created: float) -> str:
     """``2026-11-25T21:04:29.123Z``; each second is formatted once (lines come in bursts)."""
     seconds = int(created)
-    millis = int((created - seconds) * 1000)
-    return f"{_second(seconds)}.{millis:03d}Z"
+    return f"{_second(seconds)}.{int((created - seconds) * 1000):03d}Z"
 
 
 _SECRETS = re.compile(
@@ -305,20 +304,37 @@ def json_value(value: Any) -> str:
     return _ENCODER.encode(value)
 
 
+_REPEATING = frozenset({"event", "method", "path", "code", "status", "service"})
+"""Access-line fields whose values repeat from line to line (their text is kept)."""
+_MAX_FRAGMENTS = 4096
+
+
 def _json_access(handler: BufferedLineHandler) -> Callable[[str, dict[str, Any]], None]:
-    encode = json_value
     head = '"level": "INFO", "logger": "gateway.access", "msg": '
+    # ', "method": "GET"' for the values that repeat; cleared when full (odd paths).
+    fragments: dict[tuple[str, Any], str] = {}
+    names = [(name, f', "{name}": ', name in _REPEATING) for name in FIELDS]
 
     def write(msg: str, fields: dict[str, Any]) -> None:
-        now = time.time()
-        parts = [f'{{"ts": "{_timestamp(now)}", {head}"{msg}"']
-        for name in FIELDS:
+        parts = [f'{{"ts": "{_timestamp(time.time())}", {head}"{msg}"']
+        for name, prefix, repeating in names:
             value = fields.get(name)
-            if value is not None:
-                parts.append(f', "{name}": {encode(value)}')
-        scope = current_request.get()
-        if "request_id" not in fields and scope is not None:
-            parts.append(f', "request_id": {encode(scope.id)}')
+            if value is None:
+                continue
+            if not repeating:
+                parts.append(prefix + json_value(value))
+                continue
+            key = (name, value)
+            fragment = fragments.get(key)
+            if fragment is None:
+                if len(fragments) >= _MAX_FRAGMENTS:
+                    fragments.clear()
+                fragment = fragments[key] = prefix + json_value(value)
+            parts.append(fragment)
+        if "request_id" not in fields:
+            scope = current_request.get()
+            if scope is not None:
+                parts.append(', "request_id": ' + json_value(scope.id))
         parts.append("}")
         handler.write_line("".join(parts))
 
