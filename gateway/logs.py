@@ -33,6 +33,7 @@ __all__ = [
     "TextFormatter",
     "access",
     "access_logger",
+    "AccessLine",
     "RequestScope",
     "begin_request",
     "configure_logging",
@@ -274,6 +275,8 @@ class BufferedLineHandler(logging.Handler):
 
 _access_sink: list[Callable[[str, dict[str, Any]], None]] = []
 """The direct writer of access lines, once :func:`configure_logging` set one up."""
+_access_handler: list[BufferedLineHandler] = []
+"""Its handler (for :class:`AccessLine`)."""
 
 
 def access(msg: str, fields: dict[str, Any]) -> None:
@@ -341,6 +344,37 @@ def _json_access(handler: BufferedLineHandler) -> Callable[[str, dict[str, Any]]
     return write
 
 
+_LEADING = ("event", "method", "path", "code", "status")
+"""The fields before ``duration_ms``: what an :class:`AccessLine` may fix."""
+assert FIELDS[: len(_LEADING) + 1] == (*_LEADING, "duration_ms")
+
+
+class AccessLine:
+    """Access lines of one kind of request that share their leading fields (a route's
+    method, path and status): their JSON text is made once, and :meth:`write` adds the
+    time, the duration and the request id. The line is the one :func:`access` writes for
+    the same fields; a hot path (the bridge's token fast lane) pays a third of the cost."""
+
+    def __init__(self, msg: str, **fixed: Any) -> None:
+        unknown = set(fixed) - set(_LEADING)
+        if unknown:
+            raise ValueError(f"only {_LEADING} can be fixed, not {sorted(unknown)}")
+        self._msg = msg
+        self._fixed = {name: fixed[name] for name in _LEADING if fixed.get(name) is not None}
+        text = "".join(f', "{name}": {json_value(v)}' for name, v in self._fixed.items())
+        self._head = f'"level": "INFO", "logger": "gateway.access", "msg": "{msg}"{text}'
+
+    def write(self, duration_ms: float, request_id: str) -> None:
+        """One line, with this duration and request id."""
+        if not _access_handler:
+            access(self._msg, {**self._fixed, "duration_ms": duration_ms, "request_id": request_id})
+            return
+        _access_handler[0].write_line(
+            f'{{"ts": "{_timestamp(time.time())}", {self._head}, '
+            f'"duration_ms": {json_value(duration_ms)}, "request_id": {json_value(request_id)}}}'
+        )
+
+
 def configure_logging(level: str, fmt: str, *, access_log: bool = True) -> None:
     """Send every log record to stderr as JSON lines (``fmt="json"``) or text, in batches
     (:class:`BufferedLineHandler`); access lines take a direct path (:func:`access`).
@@ -353,8 +387,10 @@ def configure_logging(level: str, fmt: str, *, access_log: bool = True) -> None:
     handler = BufferedLineHandler(stream)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     _access_sink.clear()
+    _access_handler.clear()
     if fmt == "json" and access_log and logging.getLevelName(level.upper()) <= logging.INFO:
         _access_sink.append(_json_access(handler))
+        _access_handler.append(handler)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

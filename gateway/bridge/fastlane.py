@@ -55,9 +55,9 @@ _HEADER_LINES = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e]*\r\n
 _DECLINED = frozenset({b"origin", b"content-length", b"transfer-encoding", b"expect", b"upgrade"})
 """Headers that change the answer: CORS, a body, an interim response, a protocol switch."""
 
-LaneRecorder = Callable[[str, str, str, int, float, None, str], None]
-"""The route guard's :meth:`~gateway.bridge.guard.RouteGuard.record`: metrics and the
-access line of one answered request."""
+LaneRecorder = Callable[[float, str], None]
+"""``record(started, request_id)``: the route guard's metrics and access line of one
+answered request (:meth:`~gateway.bridge.guard.RouteGuard.recorder`)."""
 
 
 @lru_cache(maxsize=2)
@@ -76,10 +76,10 @@ class TokenFastLane:
         admission: Admission,
         record: LaneRecorder,
     ) -> None:
+        """``record``: for ``GET path`` answered 200."""
         self._ctx = ctx
         self._admission = admission
         self._record = record
-        self._path = path
         self._request_line = f"GET {path} HTTP/1.1\r\n".encode("ascii")
         fixed = b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in TOKEN_HEADERS.items())
         self._status_and_headers = b"HTTP/1.1 200 OK\r\n" + fixed + b"Content-Length: "
@@ -125,7 +125,7 @@ class TokenFastLane:
             return None
         now = time.time()
         supplied = b"" if request_id is None else request_id.strip(b" \t")
-        self._record("GET", self._path, self._path, 200, started, None, supplied.decode("ascii"))
+        self._record(started, supplied.decode("ascii"))
         return b"%s%d\r\nDate: %s%s%s" % (
             self._status_and_headers,
             len(body),

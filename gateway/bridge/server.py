@@ -117,7 +117,12 @@ def build_bridge_app(
     if serve_metrics:
         edge.route(app, METRICS_PATH, {"GET": metrics_handler(metrics)}, head=True)
     edge.catch_all(app)
-    app[FAST_LANE] = TokenFastLane(ctx, path=TOKEN_PATH, admission=admission, record=edge.record)
+    app[FAST_LANE] = TokenFastLane(
+        ctx,
+        path=TOKEN_PATH,
+        admission=admission,
+        record=edge.recorder("GET", TOKEN_PATH, TOKEN_PATH, 200),
+    )
     return app
 
 

@@ -138,3 +138,44 @@ def test_buffered_lines_reach_the_stream_within_the_flush_interval() -> None:
 )
 def test_json_value_is_the_encoders_output(value: object) -> None:
     assert logs.json_value(value) == logs._ENCODER.encode(value)
+
+
+@pytest.mark.parametrize(
+    "fixed",
+    [
+        {"method": "GET", "path": "/api/chat/stream/token", "status": 200},
+        {"event": "e", "method": "/x.Y/Z", "code": "OK"},
+        {"method": "GET", "path": '/a"\n\\b\u00fc', "status": 404},
+    ],
+)
+def test_access_line_writes_the_direct_line(
+    fixed: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out, handler = buffered()
+    monkeypatch.setattr(logs, "_access_handler", [handler])
+    logs.AccessLine("http", **fixed).write(1.25, "rid-1")
+    logs._json_access(handler)("http", {**fixed, "duration_ms": 1.25, "request_id": "rid-1"})
+    handler.flush()
+    mine, direct = out.getvalue().splitlines()
+    # Byte for byte, but for the time stamp.
+    assert mine.split('", ', 1)[1] == direct.split('", ', 1)[1]
+    assert json.loads(mine)["msg"] == "http"
+
+
+def test_access_line_without_the_direct_writer_logs_a_record(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO, logger="gateway.access"):
+        logs.AccessLine("http", method="GET", status=200).write(2.0, "rid-2")
+    (line,) = caplog.records
+    assert (line.method, line.status, line.duration_ms, line.request_id) == (  # type: ignore[attr-defined]
+        "GET",
+        200,
+        2.0,
+        "rid-2",
+    )
+
+
+def test_access_line_fixes_only_leading_fields() -> None:
+    with pytest.raises(ValueError, match="service"):
+        logs.AccessLine("rpc", method="/x.Y/Z", service="svc")
