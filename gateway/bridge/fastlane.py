@@ -119,7 +119,8 @@ class TokenFastLane:
         ctx = self._ctx
         try:
             user_id = ctx.verifier.user_id(
-                ctx.verifier.token_from(authorization.strip(b" \t").decode("ascii"), {})
+                ctx.verifier.token_from(authorization.strip(b" \t").decode("ascii"), {}),
+                log_rejection=False,  # the routed handler verifies it again, and logs
             )
             body = token_json(token_for(ctx, user_id, None)).encode()
         except Exception:  # every refusal (and any fault) is answered the routed way

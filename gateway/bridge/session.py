@@ -112,8 +112,9 @@ class SessionVerifier:
             raise UnauthenticatedError("no session: send Authorization: Bearer or the cookie")
         return token
 
-    def user_id(self, token: str) -> str:
-        """Verify ``token`` and return its ``sub``.
+    def user_id(self, token: str, *, log_rejection: bool = True) -> str:
+        """Verify ``token`` and return its ``sub`` (``log_rejection``: log why an invalid
+        one was refused; off for a caller that hands the request on to be verified again).
 
         Raises:
             UnauthenticatedError: the token is missing, malformed, forged, of another
@@ -152,7 +153,8 @@ class SessionVerifier:
             raise UnauthenticatedError("session signed with a wrong algorithm") from exc
         except jwt.InvalidTokenError as exc:
             # Signature, format, iss/aud and missing claims; the detail stays in our log.
-            logger.info("session rejected: %s", type(exc).__name__)
+            if log_rejection:
+                logger.info("session rejected: %s", type(exc).__name__)
             raise UnauthenticatedError("invalid session") from exc
         sub = claims.get("sub")
         if not isinstance(sub, str):

@@ -439,3 +439,18 @@ async def test_answers_keep_the_order_of_their_requests(start_gateway: GatewayFa
             assert (await _read_answer(reader)).startswith(b"HTTP/1.1 401 ")
         finally:
             writer.close()
+
+
+async def test_a_refused_session_is_logged_once(
+    start_gateway: GatewayFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    gw = await start_gateway()
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.http_port)
+    try:
+        with caplog.at_level("INFO", logger="gateway.bridge.session"):
+            answer = await _exchange(reader, writer, request(("Authorization", f"Bearer {FORGED}")))
+    finally:
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 401 ")
+    rejected = [r for r in caplog.records if r.getMessage().startswith("session rejected")]
+    assert len(rejected) == 1  # by the routed handler, not by the lane that declined first
