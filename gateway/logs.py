@@ -211,6 +211,10 @@ class TextFormatter(logging.Formatter):
         extras = [
             f"{name}={_one_line(values[name])}" for name in FIELDS if values.get(name) is not None
         ]
+        if values.get("request_id") is None:  # as the JSON format does
+            scope = current_request.get()
+            if scope is not None:
+                extras.append(f"request_id={_one_line(scope.id)}")
         if extras:
             head, sep, tail = line.partition("\n")
             line = f"{head} {' '.join(extras)}{sep}{tail}"

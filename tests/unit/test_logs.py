@@ -179,3 +179,11 @@ def test_access_line_without_the_direct_writer_logs_a_record(
 def test_access_line_fixes_only_leading_fields() -> None:
     with pytest.raises(ValueError, match="service"):
         logs.AccessLine("rpc", method="/x.Y/Z", service="svc")
+
+
+def test_text_line_carries_the_request_id_as_the_json_line_does() -> None:
+    logs.begin_request("trace-8")
+    scoped = logs.TextFormatter().format(record("http", 0.0, method="GET", status=200))
+    own = logs.TextFormatter().format(record("http", 0.0, method="GET", request_id="own-1"))
+    assert scoped.endswith("method=GET status=200 request_id=trace-8")
+    assert own.endswith("method=GET request_id=own-1")
