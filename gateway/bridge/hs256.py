@@ -50,16 +50,22 @@ def _segment(data: bytes) -> bytes | None:
     return decoded
 
 
-def _plain_hs256_header(segment: bytes) -> bool:
-    """Whether a header segment is one PyJWT would accept for HS256 with no further checks."""
+def _json_object(segment: bytes) -> dict[str, Any] | None:
+    """The JSON object a canonical segment holds, or ``None`` (let PyJWT judge it)."""
     raw = _segment(segment)
     if raw is None:
-        return False
+        return None
     try:
-        header = json.loads(raw)
+        value = json.loads(raw)
     except (ValueError, RecursionError):
-        return False
-    if not isinstance(header, dict) or header.get("alg") != "HS256":
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _plain_hs256_header(segment: bytes) -> bool:
+    """Whether a header segment is one PyJWT would accept for HS256 with no further checks."""
+    header = _json_object(segment)
+    if header is None or header.get("alg") != "HS256":
         return False
     if "crit" in header or "b64" in header:
         return False
@@ -130,14 +136,8 @@ class HS256Sessions:
         mac.update(signing_input)
         if not hmac.compare_digest(mac.digest(), signature):
             return None
-        payload_bytes = _segment(payload_segment)
-        if payload_bytes is None:
-            return None
-        try:
-            claims = json.loads(payload_bytes)
-        except (ValueError, RecursionError):
-            return None
-        if not isinstance(claims, dict) or not self._plain_claims(claims):
+        claims = _json_object(payload_segment)
+        if claims is None or not self._plain_claims(claims):
             return None
         return claims
 
