@@ -24,7 +24,6 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 __all__ = [
@@ -277,10 +276,8 @@ class BufferedLineHandler(logging.Handler):
             self.flush()
 
 
-_access_sink: list[Callable[[str, dict[str, Any]], None]] = []
+_access_sink: list[_DirectAccess] = []
 """The direct writer of access lines, once :func:`configure_logging` set one up."""
-_access_handler: list[BufferedLineHandler] = []
-"""Its handler (for :class:`AccessLine`)."""
 
 
 def access(msg: str, fields: dict[str, Any]) -> None:
@@ -290,7 +287,7 @@ def access(msg: str, fields: dict[str, Any]) -> None:
     handler's batch, without a LogRecord; otherwise it goes through the
     ``gateway.access`` logger like any record (tests, embedding)."""
     if _access_sink:
-        _access_sink[0](msg, fields)
+        _access_sink[0].write(msg, fields)
     else:
         access_logger.info(msg, extra=fields)
 
@@ -316,15 +313,25 @@ _REPEATING = frozenset({"event", "method", "path", "code", "status", "service"})
 _MAX_FRAGMENTS = 4096
 
 
-def _json_access(handler: BufferedLineHandler) -> Callable[[str, dict[str, Any]], None]:
-    head = '"level": "INFO", "logger": "gateway.access", "msg": '
-    # ', "method": "GET"' for the values that repeat; cleared when full (odd paths).
-    fragments: dict[tuple[str, Any], str] = {}
-    names = [(name, f', "{name}": ', name in _REPEATING) for name in FIELDS]
+_ACCESS_HEAD = '"level": "INFO", "logger": "gateway.access", "msg": '
+"""What every access line has after its time stamp."""
 
-    def write(msg: str, fields: dict[str, Any]) -> None:
-        parts = [f'{{"ts": "{_timestamp(time.time())}", {head}"{msg}"']
-        for name, prefix, repeating in names:
+
+class _DirectAccess:
+    """Access lines formatted straight into ``handler``'s batch, as :class:`JsonFormatter`
+    would format their records (tested), without a LogRecord."""
+
+    def __init__(self, handler: BufferedLineHandler) -> None:
+        self.handler = handler
+        # ', "method": "GET"' for the values that repeat; cleared when full (odd paths).
+        self._fragments: dict[tuple[str, Any], str] = {}
+        self._names = [(name, f', "{name}": ', name in _REPEATING) for name in FIELDS]
+
+    def write(self, msg: str, fields: dict[str, Any]) -> None:
+        """One line: ``msg`` and ``fields`` (from :data:`FIELDS`)."""
+        fragments = self._fragments
+        parts = [f'{{"ts": "{_timestamp(time.time())}", {_ACCESS_HEAD}"{msg}"']
+        for name, prefix, repeating in self._names:
             value = fields.get(name)
             if value is None:
                 continue
@@ -343,9 +350,7 @@ def _json_access(handler: BufferedLineHandler) -> Callable[[str, dict[str, Any]]
             if scope is not None:
                 parts.append(', "request_id": ' + json_value(scope.id))
         parts.append("}")
-        handler.write_line("".join(parts))
-
-    return write
+        self.handler.write_line("".join(parts))
 
 
 _LEADING = ("event", "method", "path", "code", "status")
@@ -366,14 +371,14 @@ class AccessLine:
         self._msg = msg
         self._fixed = {name: fixed[name] for name in _LEADING if fixed.get(name) is not None}
         text = "".join(f', "{name}": {json_value(v)}' for name, v in self._fixed.items())
-        self._head = f'"level": "INFO", "logger": "gateway.access", "msg": "{msg}"{text}'
+        self._head = f'{_ACCESS_HEAD}"{msg}"{text}'
 
     def write(self, duration_ms: float, request_id: str) -> None:
         """One line, with this duration and request id."""
-        if not _access_handler:
+        if not _access_sink:
             access(self._msg, {**self._fixed, "duration_ms": duration_ms, "request_id": request_id})
             return
-        _access_handler[0].write_line(
+        _access_sink[0].handler.write_line(
             f'{{"ts": "{_timestamp(time.time())}", {self._head}, '
             f'"duration_ms": {json_value(duration_ms)}, "request_id": {json_value(request_id)}}}'
         )
@@ -391,10 +396,8 @@ def configure_logging(level: str, fmt: str, *, access_log: bool = True) -> None:
     handler = BufferedLineHandler(stream)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     _access_sink.clear()
-    _access_handler.clear()
     if fmt == "json" and access_log and logging.getLevelName(level.upper()) <= logging.INFO:
-        _access_sink.append(_json_access(handler))
-        _access_handler.append(handler)
+        _access_sink.append(_DirectAccess(handler))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -86,7 +86,7 @@ def buffered() -> tuple[io.StringIO, logs.BufferedLineHandler]:
 def test_direct_access_line_is_the_formatters_line(fields: dict[str, object]) -> None:
     logs.begin_request("trace-9")
     out, handler = buffered()
-    logs._json_access(handler)("http", fields)
+    logs._DirectAccess(handler).write("http", fields)
     handler.format(record("http", 0.0, **fields))  # the record path, for comparison
     handler.flush()
     direct = json.loads(out.getvalue())
@@ -152,9 +152,9 @@ def test_access_line_writes_the_direct_line(
     fixed: dict[str, object], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out, handler = buffered()
-    monkeypatch.setattr(logs, "_access_handler", [handler])
+    monkeypatch.setattr(logs, "_access_sink", [logs._DirectAccess(handler)])
     logs.AccessLine("http", **fixed).write(1.25, "rid-1")
-    logs._json_access(handler)("http", {**fixed, "duration_ms": 1.25, "request_id": "rid-1"})
+    logs._DirectAccess(handler).write("http", {**fixed, "duration_ms": 1.25, "request_id": "rid-1"})
     handler.flush()
     mine, direct = out.getvalue().splitlines()
     # Byte for byte, but for the time stamp.
