@@ -134,19 +134,13 @@ class RouteGuard:
         request[ERROR_REASON] = reason
         self._finish(request, MALFORMED, status, time.perf_counter())
 
-    def _finish(self, request: BaseRequest, route: str, status: int, started: float) -> None:
-        self.record(
-            request.method, request.raw_path, route, status, started, request.get(ERROR_REASON)
-        )
-
     def recorder(
         self, method: str, raw_path: str, route: str, status: int
     ) -> Callable[[float, str], None]:
         """``record(started, request_id)`` for requests that all have this method, path,
-        route and status (the token fast lane): what :meth:`record` does, with the access
+        route and status (the token fast lane): what :meth:`_finish` does, with the access
         line's fixed part made once (:class:`gateway.logs.AccessLine`)."""
-        if method not in KNOWN_METHODS:
-            method = OTHER_METHOD
+        method = _method_label(method)
         metrics = self._metrics
         line = logs.AccessLine(
             "http", method=method, path=_printable(raw_path[:256]), status=status
@@ -161,30 +155,26 @@ class RouteGuard:
 
         return record
 
-    def record(
-        self,
-        method: str,
-        raw_path: str,
-        route: str,
-        status: int,
-        started: float,
-        reason: str | None = None,
-    ) -> None:
+    def _finish(self, request: BaseRequest, route: str, status: int, started: float) -> None:
         """Measure and log one answered request (``started``: its ``perf_counter``)."""
         seconds = time.perf_counter() - started
-        if method not in KNOWN_METHODS:
-            method = OTHER_METHOD
+        method = _method_label(request.method)
         self._metrics.observe_http(method, route, status, seconds)
         if self._log_enabled and logs.access_logger.isEnabledFor(logging.INFO):
             fields: dict[str, object] = {
                 "method": method,
-                "path": _printable(raw_path[:256]),
+                "path": _printable(request.raw_path[:256]),
                 "status": status,
                 "duration_ms": round(seconds * 1000, 3),
             }
-            if reason:
+            if reason := request.get(ERROR_REASON):
                 fields["reason"] = reason
             logs.access("http", fields)
+
+
+def _method_label(method: str) -> str:
+    """The metric and log label of an HTTP method (unknown ones folded into one)."""
+    return method if method in KNOWN_METHODS else OTHER_METHOD
 
 
 def _printable(text: str) -> str:
