@@ -332,6 +332,10 @@ async def _exchange(
 ) -> bytes:
     writer.write(data)
     await writer.drain()
+    return await _read_answer(reader)
+
+
+async def _read_answer(reader: asyncio.StreamReader) -> bytes:
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
     length = int(re.search(rb"Content-Length: (\d+)", head, re.I).group(1))  # type: ignore[union-attr]
     return head + await asyncio.wait_for(reader.readexactly(length), 5)
@@ -419,12 +423,6 @@ async def test_stopping_the_bridge_closes_connections_only_the_lane_served(
         assert gw.bridge.connections.open_connections == 0
     finally:
         writer.close()
-
-
-async def _read_answer(reader: asyncio.StreamReader) -> bytes:
-    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-    length = int(re.search(rb"Content-Length: (\d+)", head).group(1))  # type: ignore[union-attr]
-    return head + await asyncio.wait_for(reader.readexactly(length), 5)
 
 
 async def test_answers_keep_the_order_of_their_requests(start_gateway: GatewayFactory) -> None:
