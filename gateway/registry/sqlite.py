@@ -2,12 +2,13 @@
 
 Database work runs on two dedicated threads, each with its own connection, so the event
 loop never waits for a lock or a long read: one thread writes (the writes queued while it
-was busy go together in one ``BEGIN IMMEDIATE`` transaction, each in a savepoint: group
-commit), the other reads (the reads queued while it was busy go over in one hand-over,
-and their results come back in one wake-up of the loop). Only a point read by key
-(:meth:`get`) runs on the loop itself, on a connection that never waits. In WAL mode
-readers never wait for a writer, so a read is not queued behind a write that waits for a
-lock held by another process. A few processes can share the file (``serve --workers N``).
+was busy go together in one ``BEGIN IMMEDIATE`` transaction: group commit; savepoints only
+when one of them fails), the other reads (the reads queued while it was busy go over in
+one hand-over, and their results come back in one wake-up of the loop). Only a point
+read by key (:meth:`get`) runs on the loop itself, on a connection that never waits. In
+WAL mode readers never wait for a writer, so a read is not queued behind a write that
+waits for a lock held by another process. A few processes can share the file
+(``serve --workers N``).
 
 Every call is bounded by ``timeout_s`` (``CHAT_GATEWAY_DATABASE_TIMEOUT``) in total: the
 time queued for its thread, the time waiting for SQLite's lock (``busy_timeout``) and the
