@@ -156,13 +156,16 @@ class GatewayMetrics:
             "Age of the oldest order not yet synced to Stream; 0 when none is pending.",
             registry=r,
         )
-        self.stream_calls = Counter(
+        self.stream_calls = RequestMetrics(
             "chat_gateway_stream_calls",
             "Stream API calls, by call and outcome "
             "(ok, rate_limited, timeout, transient, rejected, cancelled).",
-            ["call", "outcome"],
-            registry=r,
+            "chat_gateway_stream_call_duration_seconds",
+            "Stream API call latency as the gateway sees it (sent to answer parsed), by call.",
+            ("call", "outcome"),
+            ("call",),
         )
+        r.register(self.stream_calls)
         self.stream_rate_limit_remaining = Gauge(
             "chat_gateway_stream_rate_limit_remaining",
             "X-RateLimit-Remaining of Stream's last answer that carried it.",
@@ -180,7 +183,6 @@ class GatewayMetrics:
             ["reason"],
             registry=r,
         )
-        self._stream: dict[tuple[str, str], Counter] = {}
 
     def observe_rpc(self, method: str, code: str, seconds: float) -> None:
         """Count one finished RPC and its latency."""
@@ -194,12 +196,9 @@ class GatewayMetrics:
         """Count one finished HTTP request and its latency."""
         self.http_requests.observe((method, route, str(status)), (route,), seconds)
 
-    def observe_stream_call(self, call: str, outcome: StreamOutcome) -> None:
-        """Count one Stream API call by its outcome."""
-        counter = self._stream.get((call, outcome))
-        if counter is None:
-            counter = self._stream[(call, outcome)] = self.stream_calls.labels(call, outcome)
-        counter.inc()
+    def observe_stream_call(self, call: str, outcome: StreamOutcome, seconds: float) -> None:
+        """Count one Stream API call by its outcome, and its latency."""
+        self.stream_calls.observe((call, outcome), (call,), seconds)
 
     def set_sync_backlog(self, count: int, oldest: datetime | None, now: datetime) -> None:
         """Publish the registry's pending count and the oldest pending order's age."""

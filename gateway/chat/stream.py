@@ -300,6 +300,7 @@ class StreamChatBackend:
 
     async def _call(self, what: str, request: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
         outcome = "cancelled"  # the caller's deadline (inline sync budget) ran out
+        started = time.perf_counter()
         try:
             response = await self._call_once(what, request)
             outcome = "ok"
@@ -309,7 +310,7 @@ class StreamChatBackend:
             raise
         finally:
             if self._metrics is not None:
-                self._metrics.observe_stream_call(what, outcome)
+                self._metrics.observe_stream_call(what, outcome, time.perf_counter() - started)
 
     async def _call_once(self, what: str, request: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
         wait_s = self._not_before - self._wall_clock()

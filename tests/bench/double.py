@@ -15,8 +15,10 @@ It prints one JSON line, ``{"url": …, "stats": …}``, then serves until SIGTE
 - ``/count``: requests received and answered so far (cheap; for waiting until quiet);
 - ``/stats?prefix=P``: calls by method and path pattern and by status, and the channels
   whose id starts with ``P``: how many, how many were created exactly once, the most
-  creations of one; the process's CPU seconds; and the loop lag (p50/p99/max ms) since the
-  last ``/stats?reset_lag=1``.
+  creations of one; the process's CPU seconds; the loop lag (p50/p99/max ms) since the
+  last ``/stats?reset_lag=1``; and per call kind the answers so far and the seconds they
+  spent in the double (from reading the request to the answer made), to set against the
+  latency the gateway sees.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from collections import Counter, deque
 
 import uvloop
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from tests.stream_double import StreamDouble
 
@@ -47,6 +50,19 @@ class BenchDouble(StreamDouble):
         super().__init__(api_key=api_key, api_secret=api_secret)
         self._verified: set[str] = set()
         self.lag_ms: deque[float] = deque(maxlen=200_000)
+        self.answer_s: dict[str, list[float]] = {}
+        """Per call kind: [answers, seconds spent in the double]."""
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        try:
+            return await super()._middleware(request, handler)
+        finally:
+            kind = request.match_info.route.name or ""
+            spent = self.answer_s.setdefault(kind, [0, 0.0])
+            spent[0] += 1
+            spent[1] += time.perf_counter() - started
 
     def _authenticate(self, request: web.Request) -> None:
         token = request.headers.get("Authorization", "")
@@ -97,6 +113,7 @@ def summary(double: BenchDouble, prefix: str) -> dict[str, object]:
         },
         "cpu_s": times.user + times.system,
         "loop_lag": _lag(double.lag_ms),
+        "answer_s": {kind: list(spent) for kind, spent in double.answer_s.items()},
     }
 
 

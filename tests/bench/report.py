@@ -110,6 +110,33 @@ def _headline(out: dict[str, Any]) -> list[str]:
                     f"{p['double_loop_lag']['p99_ms']:.1f} |"
                 )
         lines.append("")
+        timed = [
+            (kind, name, p["time_ms"])
+            for kind in ("sqlite", "postgresql")
+            for name, p in (orders.get(kind) or {}).items()
+            if isinstance(p, dict) and "time_ms" in p
+        ]
+        if timed:
+            lines += [
+                "Where a new order's time goes (means over each phase, ms): the RPC in the "
+                "server and each Stream call as the gateway sees them (its `/metrics`), the "
+                "same calls' time in the double (reading the request to the answer made), and "
+                "the gateway's CPU per order. Beyond its Stream calls an RPC spends its time in "
+                "the registry's writes, waiting for a users batch to go, and waiting for the event "
+                "loop.",
+                "",
+                "| registry | buyers and sellers | RPC in the server | channel query: gateway / "
+                "double | users upsert: gateway / double | gateway CPU per order |",
+                "|---|---|---:|---:|---:|---:|",
+            ]
+            for kind, name, t in timed:
+                server, double = t["server"], t["in_double"]
+                lines.append(
+                    f"| {kind} | {name} | {_opt(server['rpc'])} | {_opt(server['query'])} / "
+                    f"{_opt(double['query'])} | {_opt(server['users'])} / "
+                    f"{_opt(double['users'])} | {t['gateway_cpu_per_order']:.2f} |"
+                )
+            lines.append("")
     memory = []
     if grpc:
         memory.append(
@@ -126,6 +153,10 @@ def _headline(out: dict[str, Any]) -> list[str]:
     if memory:
         lines += ["**Gateway RSS** (one worker): " + "; ".join(memory) + ".", ""]
     return lines
+
+
+def _opt(ms: float | None) -> str:
+    return "–" if ms is None else f"{ms:.1f}"
 
 
 def _paths(by_path: dict[str, int]) -> str:

@@ -126,6 +126,18 @@ def test_stream_calls_are_counted_by_call_and_outcome(samples: Samples) -> None:
     assert value(samples, calls, call="upsert_users", outcome="transient") >= 1
 
 
+def test_stream_call_durations_are_observed_per_call(samples: Samples) -> None:
+    calls = "chat_gateway_stream_calls_total"
+    for call in ("upsert_users", "get_or_create_channel"):
+        counted = sum(
+            v for (name, labels), v in samples.items() if name == calls and ("call", call) in labels
+        )
+        durations = "chat_gateway_stream_call_duration_seconds"
+        assert value(samples, f"{durations}_count", call=call) == counted > 0
+        assert value(samples, f"{durations}_bucket", call=call, le="+Inf") == counted
+        assert value(samples, f"{durations}_sum", call=call) > 0
+
+
 def test_stream_rate_limit_remaining_is_published(samples: Samples) -> None:
     assert value(samples, "chat_gateway_stream_rate_limit_remaining") == 999
 

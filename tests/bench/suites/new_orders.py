@@ -12,7 +12,10 @@ worker's poll), so every Stream call of a phase's orders falls inside it:
 
 For 2 and 3: orders/s, p50/p99 (driver: :mod:`tests.bench.orders`), Stream calls per order
 (the double's recorded calls in the phase over the orders), and channels: every order has
-exactly one, created once (the double's ``creations``).
+exactly one, created once (the double's ``creations``). And where an order's time goes, as
+means over the phase: the RPC in the server and each kind of Stream call as the gateway sees
+them (its ``/metrics`` histograms' sums and counts), each Stream call's time in the double,
+and the gateway's CPU per order.
 """
 
 from __future__ import annotations
@@ -28,7 +31,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from tests.bench import procs
+from tests.bench.orders import METHOD as ENSURE_METHOD
 from tests.helpers.pg import PostgresServer, find_bindir
 
 BUYERS, SELLERS = 1000, 100
@@ -128,14 +134,54 @@ def _drive(port: int, prefix: str, duration: float, *extra: str) -> dict[str, An
     return json.loads(done.stdout)  # type: ignore[no-any-return]
 
 
+_SERVER_MEANS = {
+    # report name: (histogram, label, value)
+    "rpc": ("chat_gateway_rpc_duration_seconds", "method", ENSURE_METHOD),
+    "query": ("chat_gateway_stream_call_duration_seconds", "call", "get_or_create_channel"),
+    "users": ("chat_gateway_stream_call_duration_seconds", "call", "upsert_users"),
+}
+_DOUBLE_KINDS = {"query": "query_channel", "users": "upsert_users"}
+
+
+def _server_sums(gw: procs.Running) -> dict[str, tuple[float, float]]:
+    """(count, seconds) so far of each of :data:`_SERVER_MEANS`, from the gateway's /metrics."""
+    url = f"http://127.0.0.1:{gw.http_port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    found: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            for name, (histogram, label, value) in _SERVER_MEANS.items():
+                if sample.labels.get(label) == value and sample.name in (
+                    f"{histogram}_count",
+                    f"{histogram}_sum",
+                ):
+                    found[(name, sample.name.rsplit("_", 1)[1])] = sample.value
+    return {
+        name: (found.get((name, "count"), 0.0), found.get((name, "sum"), 0.0))
+        for name in _SERVER_MEANS
+    }
+
+
+def _mean_ms(before: tuple[float, float], after: tuple[float, float]) -> float | None:
+    count = after[0] - before[0]
+    return round((after[1] - before[1]) / count * 1000, 2) if count else None
+
+
 def _phase(
     dbl: Double, gw: procs.Running, prefix: str, duration: float, *extra: str
 ) -> dict[str, Any]:
     """One measured phase between quiet points: driver figures plus Stream calls and channels."""
     before, gw_cpu, started = dbl.get("stats?reset_lag=1"), gw.cpu_seconds(), time.monotonic()
+    sums_before = _server_sums(gw)
     result = _drive(gw.grpc_port, prefix, duration, *extra)
     dbl.quiet()
     after = dbl.get(f"stats?prefix=order-{prefix}")
+    sums_after, gw_cpu_after = _server_sums(gw), gw.cpu_seconds()
+    in_double = {}
+    for name, kind in _DOUBLE_KINDS.items():
+        spent = (before["answer_s"].get(kind, [0, 0.0]), after["answer_s"].get(kind, [0, 0.0]))
+        in_double[name] = _mean_ms(spent[0], spent[1])
     wall = time.monotonic() - started
     calls = after["answered"] - before["answered"]
     orders = max(1, result["orders"])
@@ -155,7 +201,14 @@ def _phase(
             after["channels"]["count"] == result["orders"] + result["errors"]
             and after["channels"]["created_once"] == after["channels"]["count"]
         ),
-        gateway_cores=round((gw.cpu_seconds() - gw_cpu) / wall, 3),
+        gateway_cores=round((gw_cpu_after - gw_cpu) / wall, 3),
+        # Means over the phase (ms): the RPC and each Stream call as the gateway saw them,
+        # the Stream calls' time in the double; the gateway's CPU per order.
+        time_ms={
+            "server": {n: _mean_ms(sums_before[n], sums_after[n]) for n in _SERVER_MEANS},
+            "in_double": in_double,
+            "gateway_cpu_per_order": round((gw_cpu_after - gw_cpu) / orders * 1000, 3),
+        },
         double_cores=round((after["cpu_s"] - before["cpu_s"]) / wall, 3),
         double_loop_lag=after["loop_lag"],
         driver_cores=round(result["cpu_s"] / result["elapsed_s"], 3),
