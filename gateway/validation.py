@@ -22,6 +22,10 @@ MAX_DISPLAY_NAME_LENGTH = 100
 MAX_URL_LENGTH = 2048
 MAX_REASON_LENGTH = 500
 
+_NOT_TEXT = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
+"""Unicode categories a display name refuses: Cc control, Cf format (bidi overrides,
+zero-width), Cs/Co/Cn not text."""
+
 _USER_ID = re.compile(r"[A-Za-z0-9@_-]+")
 _ORDER_ID = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -50,12 +54,13 @@ def display_name(value: str, field: str) -> str:
     """Validate an optional display name: printable text, no control characters."""
     if len(value) > MAX_DISPLAY_NAME_LENGTH:
         raise InvalidArgumentError(field, f"must be at most {MAX_DISPLAY_NAME_LENGTH} characters")
-    for ch in value:
-        # Cc: control, Cf: format (bidi overrides, zero-width), Cs/Co/Cn: not text.
-        if unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co", "Cn"}:
-            raise InvalidArgumentError(
-                field, f"must not contain control or format characters (U+{ord(ch):04X})"
-            )
+    # Printable ASCII (the usual name) has none of them: skip the per-character lookup.
+    if not (value.isascii() and value.isprintable()):
+        for ch in value:
+            if unicodedata.category(ch) in _NOT_TEXT:
+                raise InvalidArgumentError(
+                    field, f"must not contain control or format characters (U+{ord(ch):04X})"
+                )
     if value and value.strip() != value:
         raise InvalidArgumentError(field, "must not start or end with whitespace")
     return value

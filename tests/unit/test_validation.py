@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import timedelta
 
 import pytest
@@ -67,6 +68,17 @@ def test_bad_display_names(name: str) -> None:
     with pytest.raises(InvalidArgumentError) as info:
         validation.display_name(name, "seller.display_name")
     assert info.value.field == "seller.display_name"
+
+
+@given(st.text(max_size=100))
+def test_display_names_are_refused_exactly_for_non_text_characters(name: str) -> None:
+    # The printable-ASCII shortcut must decide as the per-character categories do.
+    not_text = [c for c in name if unicodedata.category(c) in {"Cc", "Cf", "Cs", "Co", "Cn"}]
+    if not_text or name.strip() != name:
+        with pytest.raises(InvalidArgumentError):
+            validation.display_name(name, "buyer.display_name")
+    else:
+        assert validation.display_name(name, "buyer.display_name") == name
 
 
 @pytest.mark.parametrize(
