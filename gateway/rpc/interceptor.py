@@ -6,9 +6,10 @@ It is the outer of the server's two interceptors; the inner one,
 service key. Health and reflection pass through the guard untouched.
 
 A method's *guarded* handler is built once, when the method is first called, and reused:
-an admitted call pays one wrapper and no per-call allocation. The inner chain hands back a
-fresh but equivalent handler for every lookup of a method (``grpc_interceptor`` wraps per
-lookup, and its wrapper depends only on the method name), so the first one is kept.
+an admitted call pays one wrapper and no per-call allocation, and later calls of the method
+skip the inner chain's lookup. That lookup would hand back a fresh but equivalent handler
+(``grpc_interceptor`` wraps per lookup, and its wrapper depends only on the method name;
+the servicers never change while the server runs), so the first one is kept.
 
 The guarded handler admits the call (:class:`~gateway.admission.Admission`), runs it, maps
 a :class:`~gateway.domain.GatewayError` once through :mod:`gateway.rpc.errors` (anything
@@ -50,10 +51,13 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[_Handler | None]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> _Handler | None:
-        handler = await continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or (not method.startswith(GATEWAY_PREFIX) and is_open(method)):
-            return handler  # unknown method (UNIMPLEMENTED), or a probe / tooling call
+        guarded = self._guarded.get(method)
+        if guarded is None:
+            handler = await continuation(handler_call_details)
+            if handler is None or (not method.startswith(GATEWAY_PREFIX) and is_open(method)):
+                return handler  # unknown method (UNIMPLEMENTED), or a probe / tooling call
+            guarded = self._guarded[method] = self._guard(method, handler)
         request_id: str | None = None
         for name, value in handler_call_details.invocation_metadata or ():
             if name == "x-request-id" and isinstance(value, str):
@@ -61,9 +65,6 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
                 break
         # The lookup runs in the RPC's own task: the scope reaches the handler and the logs.
         logs.begin_request(request_id)
-        guarded = self._guarded.get(method)
-        if guarded is None:
-            guarded = self._guarded[method] = self._guard(method, handler)
         return guarded
 
     def _guard(self, method_name: str, handler: _Handler) -> _Handler:

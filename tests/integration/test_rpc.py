@@ -297,6 +297,21 @@ async def test_missing_or_unknown_key_is_unauthenticated(
     assert rows(gateway) == []
 
 
+async def test_every_call_is_checked_after_the_method_was_first_allowed(
+    stub: pb_grpc.ChatGatewayAsyncStub,
+) -> None:
+    # The guard keeps a method's handler after its first call: the key check must stay in
+    # the call, not in that first lookup.
+    request = REQUESTS["IssueToken"]
+    assert await status_of(stub.IssueToken(request, metadata=WEB_BACKEND)) == grpc.StatusCode.OK
+    for metadata in BAD_CREDENTIALS:
+        code = await status_of(stub.IssueToken(request, metadata=metadata))
+        assert code == grpc.StatusCode.UNAUTHENTICATED
+    code = await status_of(stub.IssueToken(request, metadata=ORDER_SERVICE))
+    assert code == grpc.StatusCode.PERMISSION_DENIED
+    assert await status_of(stub.IssueToken(request, metadata=WEB_BACKEND)) == grpc.StatusCode.OK
+
+
 @pytest.mark.parametrize("service", ["", "tradetrust.chat.v1.ChatGateway"])
 async def test_health_needs_no_key(channel: grpc.aio.Channel, service: str) -> None:
     health = health_pb2_grpc.HealthStub(channel)
