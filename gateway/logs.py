@@ -123,10 +123,23 @@ def _second(seconds: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
+_last_stamp: tuple[int, str] = (-1, "")
+"""The last time stamp made: (its millisecond, its text)."""
+
+
 def _timestamp(created: float) -> str:
-    """``2026-11-25T21:04:29.123Z``; each second is formatted once (lines come in bursts)."""
+    """``2026-11-25T21:04:29.123Z``; each second is formatted once, and the text of the
+    last millisecond is reused (lines come in bursts: at full load a dozen a millisecond)."""
+    global _last_stamp
     seconds = int(created)
-    return f"{_second(seconds)}.{int((created - seconds) * 1000):03d}Z"
+    millis = int((created - seconds) * 1000)
+    moment = seconds * 1000 + millis
+    last = _last_stamp  # one read: another thread may replace it meanwhile
+    if last[0] == moment:
+        return last[1]
+    text = f"{_second(seconds)}.{millis:03d}Z"
+    _last_stamp = (moment, text)
+    return text
 
 
 _SECRETS = re.compile(

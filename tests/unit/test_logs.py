@@ -54,6 +54,15 @@ def test_timestamps_within_and_across_seconds() -> None:
     ]
 
 
+@given(st.lists(st.floats(min_value=0, max_value=4_000_000_000), min_size=1, max_size=20))
+def test_time_stamps_match_their_moments_in_any_order(moments: list[float]) -> None:
+    # Moments repeat milliseconds, go back and cross seconds: the reused text never lags.
+    for created in [m for moment in moments for m in (moment, moment, moment + 0.0004)]:
+        seconds = int(created)
+        expected = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        assert logs._timestamp(created) == f"{expected}.{int((created - seconds) * 1000):03d}Z"
+
+
 def test_non_ascii_and_odd_values_are_kept_readable() -> None:
     line = logs.JsonFormatter().format(record("naïve ✓", 0.0, reason=b"raw"))
     out = json.loads(line)
