@@ -27,8 +27,13 @@ from gateway.lru import BoundedCache
 MAX_BATCH = 100
 """Users per upsert call (Stream's limit)."""
 
-MAX_IN_FLIGHT = 4
-"""Upsert calls running at once; past it, new users wait and share the next call."""
+MAX_IN_FLIGHT = 16
+"""Upsert calls running at once; past it, new users wait and share the next call.
+
+Measured with 64 new orders of new users in flight and Stream answering after 50 ms: at 4,
+the first batches of a burst took every slot and the rest of the burst waited for one to
+free (an order's users waited 9-16 ms beyond their call, SQLite and PostgreSQL); at 16 they
+wait 2-7 ms, for 1.3-1.7 Stream calls per order instead of 1.2 (the bound is 2)."""
 
 User = dict[str, str]
 Upsert = Callable[[list[User]], Awaitable[object]]
