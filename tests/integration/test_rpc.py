@@ -302,7 +302,7 @@ async def test_every_call_is_checked_after_the_method_was_first_allowed(
 ) -> None:
     # The guard keeps a method's handler after its first call: the key check must stay in
     # the call, not in that first lookup.
-    request = REQUESTS["IssueToken"]
+    request = pb.IssueTokenRequest(user_id="u1")
     assert await status_of(stub.IssueToken(request, metadata=WEB_BACKEND)) == grpc.StatusCode.OK
     for metadata in BAD_CREDENTIALS:
         code = await status_of(stub.IssueToken(request, metadata=metadata))
