@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
         help="gRPC bodies per run = this × (duration + warm-up)",
     )
     p.add_argument(
-        "--max-http-rps", type=int, default=40_000, help="HTTP sessions per run = this × duration"
+        "--max-http-rps", type=int, default=60_000, help="HTTP sessions per run = this × duration"
     )
     p.add_argument("--rss-users", type=int, default=1_000_000)
     p.add_argument("--rss-timeout", type=float, default=600, help="seconds per 250 k users")
