@@ -1,10 +1,12 @@
-"""The SQLite registry's batching: writes queued while the writer thread is busy share one
-transaction (each in its own savepoint), reads queued while the reader is busy share one
-hand-over, and every caller still gets its own answer."""
+"""The SQLite registry's batching: writes queued while the previous batch commits share one
+transaction (each in its own savepoint only when one fails), reads queued while the reader is
+busy share one hand-over, and every caller still gets its own answer; a write lock held by
+another connection delays writes without blocking the event loop."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
@@ -166,3 +168,48 @@ async def test_a_point_read_that_fails_on_the_loop_goes_to_the_reader(
     found = await registry.get("o-1")
     assert found is not None and found.order_id == "o-1"
     assert batches.sizes == [1]
+
+
+async def test_a_write_lock_held_elsewhere_delays_writes_without_blocking_the_loop(
+    registry: SqliteRegistry, tmp_path: Path
+) -> None:
+    # A batch's statements run on the event loop, whose connection never waits for a lock:
+    # while another connection (another process, in production) holds the write lock, the
+    # batch tries again after growing pauses and commits once the lock is free.
+    other = sqlite3.connect(tmp_path / "registry.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        write = asyncio.create_task(
+            registry.ensure(order_channel("o-1"), creation(), claim_for=NO_CLAIM)
+        )
+        ticks = 0
+        for _ in range(30):  # 0.3 s of 10 ms ticks: the loop keeps turning meanwhile
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert not write.done()
+        assert ticks == 30
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    channel, created = await asyncio.wait_for(write, 5)
+    assert created and channel.order_id == "o-1"
+    assert await registry.get("o-1") is not None
+
+
+async def test_a_write_lock_held_past_the_bound_fails_the_write_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    registry = await SqliteRegistry.open(str(tmp_path / "r.db"), timeout_s=0.3)
+    other = sqlite3.connect(tmp_path / "r.db", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(UnavailableError):
+            await asyncio.wait_for(
+                registry.ensure(order_channel("o-1"), creation(), claim_for=NO_CLAIM), 5
+            )
+        other.execute("ROLLBACK")
+        assert await registry.get("o-1") is None
+        assert (await registry.ensure(order_channel("o-2"), creation(), claim_for=NO_CLAIM))[1]
+    finally:
+        other.close()
+        await registry.close()
