@@ -137,7 +137,8 @@ class BridgeEdge:
 
     Connections pass a :class:`ConnectionGuard` (a cap, a deadline for each request head,
     the application's token fast lane unless ``fast_lane`` is off); idle keep-alive
-    connections close after ``keepalive_s``. Stopping cancels what is still
+    connections close after the guard's ``keepalive_s`` (``keepalive_s`` here sets it when no
+    guard is given). Stopping cancels what is still
     running at once: the gateway's drain (:class:`gateway.admission.Admission`) has already
     given in-flight requests the shutdown grace, so the grace is counted once.
     """
@@ -158,7 +159,6 @@ class BridgeEdge:
         self.connections = connections or ConnectionGuard(
             max_connections=4096, header_timeout_s=10.0, keepalive_s=keepalive_s
         )
-        self._keepalive_s = keepalive_s
         self._reuse_port = reuse_port
         self._ssl_context = ssl_context
         self._host, self._port = split_host_port(addr)
@@ -180,7 +180,10 @@ class BridgeEdge:
     async def start(self) -> None:
         """Bind and serve; ``/readyz`` turns ready."""
         runner = web.AppRunner(
-            self.app, shutdown_timeout=0.0, access_log=None, keepalive_timeout=self._keepalive_s
+            self.app,
+            shutdown_timeout=0.0,
+            access_log=None,
+            keepalive_timeout=self.connections.keepalive_s,
         )
         await runner.setup()
         server = runner.server
@@ -194,7 +197,7 @@ class BridgeEdge:
             return BridgeRequestHandler(
                 server,
                 loop=loop,
-                keepalive_timeout=self._keepalive_s,
+                keepalive_timeout=self.connections.keepalive_s,
                 access_log=None,
                 malformed=malformed,
             )
@@ -259,7 +262,6 @@ def build_bridge_edge(
         app,
         settings.edge.http_addr,
         connections=connections,
-        keepalive_s=settings.edge.http_keepalive_s,
         ssl_context=server_ssl_context(settings.edge),
         reuse_port=settings.edge.reuse_port,
         fast_lane=settings.edge.http_fast_lane,
