@@ -16,7 +16,8 @@ import json
 import re
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import jwt
@@ -335,6 +336,18 @@ async def _exchange(
     return await _read_answer(reader)
 
 
+@asynccontextmanager
+async def _connected(
+    gw: Gateway,
+) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """A connection to ``gw``'s bridge, closed on exit."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.http_port)
+    try:
+        yield reader, writer
+    finally:
+        writer.close()
+
+
 async def _read_answer(reader: asyncio.StreamReader) -> bytes:
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
     length = int(re.search(rb"Content-Length: (\d+)", head, re.I).group(1))  # type: ignore[union-attr]
@@ -345,9 +358,8 @@ async def test_a_connection_leaves_the_lane_for_good_once_aiohttp_has_it(
     start_gateway: GatewayFactory,
 ) -> None:
     gw = await start_gateway({"CHAT_GATEWAY_CORS_ORIGINS": ORIGIN})
-    reader, writer = await asyncio.open_connection("127.0.0.1", gw.http_port)
     plain = request(("Authorization", f"Bearer {GOOD}"))
-    try:
+    async with _connected(gw) as (reader, writer):
         first = await _exchange(reader, writer, plain)
         assert first.startswith(b"HTTP/1.1 200 OK")
         with_origin = request(("Origin", ORIGIN), ("Authorization", f"Bearer {GOOD}"))
@@ -361,16 +373,13 @@ async def test_a_connection_leaves_the_lane_for_good_once_aiohttp_has_it(
         assert both.startswith(b"HTTP/1.1 200 OK")
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
         assert head.startswith(b"HTTP/1.1 401 ")
-    finally:
-        writer.close()
 
 
 async def test_lane_requests_are_measured_and_logged_like_routed_ones(
     start_gateway: GatewayFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     gw = await start_gateway()
-    reader, writer = await asyncio.open_connection("127.0.0.1", gw.http_port)
-    try:
+    async with _connected(gw) as (reader, writer):
         with caplog.at_level("INFO", logger="gateway.access"):
             await _exchange(
                 reader,
@@ -378,8 +387,6 @@ async def test_lane_requests_are_measured_and_logged_like_routed_ones(
                 request(("Authorization", f"Bearer {GOOD}"), ("X-Request-Id", "lane-1")),
             )
             await _exchange(reader, writer, request(("Authorization", f"Bearer {GOOD}")))
-    finally:
-        writer.close()
     lines = [r for r in caplog.records if r.name == "gateway.access"]
     assert [(r.method, r.path, r.status) for r in lines] == [("GET", TOKEN_PATH, 200)] * 2  # type: ignore[attr-defined]
     assert lines[0].request_id == "lane-1"  # type: ignore[attr-defined]
@@ -391,16 +398,13 @@ async def test_an_idle_lane_connection_closes_after_the_keepalive(
     start_gateway: GatewayFactory,
 ) -> None:
     gw = await start_gateway({"CHAT_GATEWAY_HTTP_KEEPALIVE": "0.3"})
-    reader, writer = await asyncio.open_connection("127.0.0.1", gw.http_port)
-    try:
+    async with _connected(gw) as (reader, writer):
         plain = request(("Authorization", f"Bearer {GOOD}"))
         for _ in range(3):  # each answer restarts the keep-alive
             await _exchange(reader, writer, plain)
             await asyncio.sleep(0.2)
         assert not reader.at_eof()
         assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the gateway
-    finally:
-        writer.close()
 
 
 def test_the_lane_is_off_when_configured(tg: ThreadedGateway) -> None:
@@ -415,40 +419,31 @@ async def test_stopping_the_bridge_closes_connections_only_the_lane_served(
     start_gateway: GatewayFactory,
 ) -> None:
     gw = await start_gateway()
-    reader, writer = await asyncio.open_connection("127.0.0.1", gw.http_port)
-    try:
+    async with _connected(gw) as (reader, writer):
         await _exchange(reader, writer, request(("Authorization", f"Bearer {GOOD}")))
         await gw.bridge.stop()  # aiohttp has never seen this connection
         assert await asyncio.wait_for(reader.read(), 5) == b""
         assert gw.bridge.connections.open_connections == 0
-    finally:
-        writer.close()
 
 
 async def test_answers_keep_the_order_of_their_requests(start_gateway: GatewayFactory) -> None:
     gw = await start_gateway()
     for _ in range(20):  # the second request arrives in the lane answer's turn or later
-        reader, writer = await asyncio.open_connection("127.0.0.1", gw.http_port)
-        try:
+        async with _connected(gw) as (reader, writer):
             writer.write(request(("Authorization", f"Bearer {GOOD}")))
             writer.write(request(("Authorization", "Basic eA==")))
             await writer.drain()
             assert (await _read_answer(reader)).startswith(b"HTTP/1.1 200 OK")
             assert (await _read_answer(reader)).startswith(b"HTTP/1.1 401 ")
-        finally:
-            writer.close()
 
 
 async def test_a_refused_session_is_logged_once(
     start_gateway: GatewayFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     gw = await start_gateway()
-    reader, writer = await asyncio.open_connection("127.0.0.1", gw.http_port)
-    try:
+    async with _connected(gw) as (reader, writer):
         with caplog.at_level("INFO", logger="gateway.bridge.session"):
             answer = await _exchange(reader, writer, request(("Authorization", f"Bearer {FORGED}")))
-    finally:
-        writer.close()
     assert answer.startswith(b"HTTP/1.1 401 ")
     rejected = [r for r in caplog.records if r.getMessage().startswith("session rejected")]
     assert len(rejected) == 1  # by the routed handler, not by the lane that declined first
