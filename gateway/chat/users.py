@@ -5,9 +5,11 @@ who was already upserted by this process with the same name and image needs no n
 upsert. New users are sent at the end of the event loop's turn, so the orders that
 arrived together share one call (Stream takes up to 100 users per call); up to
 :data:`MAX_IN_FLIGHT` calls run at once, and users arriving while all of them are busy
-wait and go together in the next. So a burst of new orders of returning users costs no
-upsert at all, and one of new users at most one upsert per order, usually fewer, without
-an order waiting behind another order's call while a slot is free.
+wait and go together in the next. A user already on the way (queued, or in a call under
+way with the same details) is waited for, not sent again. So a burst of new orders of
+returning users costs no upsert at all, and one of new users at most one upsert per
+order, usually fewer, without an order waiting behind another order's call while a slot
+is free.
 
 What this process upserted is remembered (bounded, least recently used first); a user
 changed elsewhere (another replica, the dashboard) is upserted again when an order names
@@ -36,6 +38,8 @@ free (an order's users waited 9-16 ms beyond their call, SQLite and PostgreSQL);
 wait 2-7 ms, for 1.3-1.7 Stream calls per order instead of 1.2 (the bound is 2)."""
 
 User = dict[str, str]
+_Entry = tuple[User, "asyncio.Future[None]"]
+"""A user to upsert, and the future its waiters wait on."""
 Upsert = Callable[[list[User]], Awaitable[object]]
 
 
@@ -49,7 +53,10 @@ class UserUpserts:
     def __init__(self, upsert: Upsert, *, remember: int = 100_000) -> None:
         self._upsert = upsert
         self._known: BoundedCache[str, tuple[str, str]] = BoundedCache(remember)
-        self._queued: dict[str, tuple[User, asyncio.Future[None]]] = {}
+        self._queued: dict[str, _Entry] = {}
+        """Users waiting for a call, in arrival order."""
+        self._in_flight: dict[str, _Entry] = {}
+        """Users whose call is under way."""
         self._sending: set[asyncio.Task[None]] = set()
         self._flush_due = False
         self._closed = False
@@ -60,34 +67,46 @@ class UserUpserts:
         Raises:
             ChatBackendError: the upsert that carried one of them failed.
         """
+        waits = self._enqueue(users)
+        if waits:
+            # Shielded: a caller that gives up (its deadline) must not cancel others' batch.
+            await asyncio.gather(*(asyncio.shield(w) for w in waits))
+
+    def _enqueue(self, users: Sequence[User]) -> list[asyncio.Future[None]]:
+        """Queue the users Stream may not have yet; what to wait for, one per user."""
         waits: list[asyncio.Future[None]] = []
         for user in users:
             uid = user["id"]
-            if self._known.get(uid) == _details(user):
+            details = _details(user)
+            if self._known.get(uid) == details:
                 continue
             queued = self._queued.get(uid)
-            if queued is not None and _details(queued[0]) == _details(user):
+            if queued is not None:
+                # Not sent yet: it goes with the details asked for last, for every waiter.
+                self._queued[uid] = (user, queued[1])
                 waits.append(queued[1])
+                continue
+            sending = self._in_flight.get(uid)
+            if sending is not None and _details(sending[0]) == details:
+                waits.append(sending[1])
                 continue
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             done.add_done_callback(_retrieved)  # its waiters may all have given up
             self._queued[uid] = (user, done)
             waits.append(done)
-        if not waits:
-            return
-        if not self._flush_due:
+        if waits and not self._flush_due:
             self._flush_due = True
             asyncio.get_running_loop().call_soon(self._flush)
-        # Shielded: a caller that gives up (its deadline) must not cancel others' batch.
-        await asyncio.gather(*(asyncio.shield(w) for w in waits))
+        return waits
 
     def _flush(self) -> None:
         """Start calls for what is queued, while a slot is free."""
         self._flush_due = False
         while not self._closed and self._queued and len(self._sending) < MAX_IN_FLIGHT:
             batch = list(itertools.islice(self._queued.items(), MAX_BATCH))
-            for uid, _ in batch:
+            for uid, entry in batch:
                 del self._queued[uid]
+                self._in_flight[uid] = entry
             task = asyncio.create_task(self._send(batch), name="stream-user-upserts")
             self._sending.add(task)
             task.add_done_callback(self._sent)
@@ -97,7 +116,7 @@ class UserUpserts:
         if self._queued and not self._flush_due:
             self._flush()
 
-    async def _send(self, batch: list[tuple[str, tuple[User, asyncio.Future[None]]]]) -> None:
+    async def _send(self, batch: list[tuple[str, _Entry]]) -> None:
         try:
             await self._upsert([user for _, (user, _) in batch])
         except asyncio.CancelledError:
@@ -109,6 +128,11 @@ class UserUpserts:
                 if not done.done():
                     done.set_exception(exc)
             return
+        finally:
+            for uid, (_, done) in batch:  # no longer in flight, unless a newer call is
+                sending = self._in_flight.get(uid)
+                if sending is not None and sending[1] is done:
+                    del self._in_flight[uid]
         for uid, (user, done) in batch:
             self._known.put(uid, _details(user))
             if not done.done():
@@ -127,6 +151,7 @@ class UserUpserts:
         queued, self._queued = list(self._queued.values()), {}
         for _, done in queued:
             done.cancel()
+        self._in_flight.clear()
 
     def forget(self, user_id: str) -> None:
         """Upsert ``user_id`` again next time (its Stream record may have changed)."""

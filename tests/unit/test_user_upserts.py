@@ -114,3 +114,52 @@ async def test_a_failed_batch_fails_its_waiters_and_is_not_remembered() -> None:
     stream.fail = None
     await users.ensure([{"id": "a"}])
     assert stream.calls == [["a"], ["a"]]
+
+
+async def test_a_user_whose_call_is_under_way_waits_for_it_and_is_not_sent_again() -> None:
+    stream = Stream()
+    stream.gate.clear()
+    users = UserUpserts(stream.upsert)
+    first = asyncio.create_task(users.ensure([{"id": "a", "name": "Ana"}]))
+    await asyncio.sleep(0.01)  # a's call is sent and unanswered
+    second = asyncio.create_task(users.ensure([{"id": "a", "name": "Ana"}]))
+    await asyncio.sleep(0.01)
+    assert not second.done()  # it waits for the call under way
+    stream.gate.set()
+    await asyncio.wait_for(asyncio.gather(first, second), 5)
+    assert stream.calls == [["a"]]
+
+
+async def test_a_user_under_way_with_other_details_goes_again_after_it() -> None:
+    stream = Stream()
+    stream.gate.clear()
+    users = UserUpserts(stream.upsert)
+    first = asyncio.create_task(users.ensure([{"id": "a", "name": "Ana"}]))
+    await asyncio.sleep(0.01)
+    renamed = asyncio.create_task(users.ensure([{"id": "a", "name": "Ana Maria"}]))
+    await asyncio.sleep(0.01)
+    stream.gate.set()
+    await asyncio.wait_for(asyncio.gather(first, renamed), 5)
+    assert stream.calls == [["a"], ["a"]]
+    await users.ensure([{"id": "a", "name": "Ana Maria"}])  # the later details are known
+    assert len(stream.calls) == 2
+
+
+async def test_a_queued_user_asked_again_with_other_details_is_sent_once_for_both() -> None:
+    stream = Stream()
+    stream.gate.clear()
+    users = UserUpserts(stream.upsert)
+    busy = []
+    for i in range(MAX_IN_FLIGHT):  # every slot taken: "a" stays queued
+        busy.append(asyncio.create_task(users.ensure([{"id": f"busy{i}"}])))
+        await asyncio.sleep(0.01)
+    first = asyncio.create_task(users.ensure([{"id": "a", "name": "Ana"}]))
+    await asyncio.sleep(0.01)
+    renamed = asyncio.create_task(users.ensure([{"id": "a", "name": "Ana Maria"}]))
+    await asyncio.sleep(0.01)
+    stream.gate.set()
+    # Both waiters return (the first one's wait used to be dropped: it hung).
+    await asyncio.wait_for(asyncio.gather(*busy, first, renamed), 5)
+    assert stream.calls[MAX_IN_FLIGHT:] == [["a"]]
+    await users.ensure([{"id": "a", "name": "Ana Maria"}])  # sent with the later details
+    assert len(stream.calls) == MAX_IN_FLIGHT + 1
