@@ -109,7 +109,22 @@ def _headline(out: dict[str, Any]) -> list[str]:
                     f"{p['double_cores']:.2f} | {p['double_loop_lag']['p50_ms']:.1f} / "
                     f"{p['double_loop_lag']['p99_ms']:.1f} |"
                 )
-        lines.append("")
+            floor = (orders.get(kind) or {}).get("floor")
+            if floor:
+                lines.append(
+                    f"| {kind} | *floor: bare grpc.aio server waiting 100 ms* | "
+                    f"{_num(floor['orders_per_s'])} | {_ms(floor)} | – | – | "
+                    f"{floor['pending']} / {floor['errors']} | {floor['server_cores']:.2f} | "
+                    f"{floor['driver_cores']:.2f} | – | – |"
+                )
+        lines += [
+            "",
+            "The *floor* rows: the same driver, right after that registry's phases, against a "
+            "grpc.aio server that waits two Stream calls' time (100 ms) per order and does "
+            "nothing else (`tests/bench/floor.py`): what this machine and the framework allow "
+            "at 64 calls in flight in that run.",
+            "",
+        ]
         timed = [
             (kind, name, p["time_ms"])
             for kind in ("sqlite", "postgresql")

@@ -287,6 +287,16 @@ def _new_orders_sound(out: dict[str, Any]) -> list[dict[str, Any]]:
     checks = []
     orders = out.get("new_orders") or {}
     for kind in ("sqlite", "postgresql"):
+        floor = (orders.get(kind) or {}).get("floor")
+        if floor:
+            checks.append(
+                _flag(
+                    f"new orders ({kind}): this run allowed 500 orders/s (floor: a bare "
+                    "grpc.aio server waiting 100 ms, same driver)",
+                    f"{floor['orders_per_s']:,.0f} orders/s",
+                    floor["orders_per_s"] >= 500,
+                )
+            )
         for name, p in (orders.get(kind) or {}).items():
             if not isinstance(p, dict) or "stream_calls" not in p:
                 continue

@@ -10,6 +10,10 @@ worker's poll), so every Stream call of a phase's orders falls inside it:
 2. returning buyers and sellers: new orders, buyer and seller drawn from those pools;
 3. new users: new orders, a new buyer and a new seller on each.
 
+Then the floor (:mod:`tests.bench.floor`): the same driver against a bare grpc.aio server
+that waits out two Stream calls (100 ms) per order and does nothing else, in the same run,
+so a missed orders/s target shows whether this machine and the framework allowed it.
+
 For 2 and 3: orders/s, p50/p99 (driver: :mod:`tests.bench.orders`), Stream calls per order
 (the double's recorded calls in the phase over the orders), and channels: every order has
 exactly one, created once (the double's ``creations``). And where an order's time goes, as
@@ -94,6 +98,36 @@ def double(work: Path) -> Iterator[Double]:
         proc.terminate()
         proc.wait(timeout=20)
         log.close()
+
+
+@contextmanager
+def floor_server() -> Iterator[procs.Running]:
+    """Start :mod:`tests.bench.floor`, waiting two Stream calls' time per order."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.bench.floor", "--delay", str(2 * DELAY_S)],
+        cwd=procs.REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        port = json.loads(proc.stdout.readline())["port"]
+        yield procs.Running(proc, grpc_port=port)  # type: ignore[arg-type]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def _floor(prefix: str, duration: float) -> dict[str, Any]:
+    """The driver's figures against :func:`floor_server`, and the server's cores."""
+    with floor_server() as server:
+        cpu, started = server.cpu_seconds(), time.monotonic()
+        result = _drive(server.grpc_port, prefix, duration)
+        result["server_cores"] = round(
+            (server.cpu_seconds() - cpu) / (time.monotonic() - started), 3
+        )
+        result["driver_cores"] = round(result["cpu_s"] / result["elapsed_s"], 3)
+    return result
 
 
 @contextmanager
@@ -218,7 +252,7 @@ def _phase(
 
 def new_orders(args: argparse.Namespace, work: Path, out: dict[str, object]) -> None:
     """Both registries, both kinds of buyers and sellers."""
-    figures: dict[str, object] = {}
+    figures: dict[str, dict[str, object]] = {}
     for kind in args.registries:
         with (
             double(work) as dbl,
@@ -247,6 +281,7 @@ def new_orders(args: argparse.Namespace, work: Path, out: dict[str, object]) -> 
                 "new buyers and sellers": _phase(dbl, gw, f"n-{kind}-", args.duration),
                 "rss_kb": rss.peak_kb,
             }
+        figures[kind]["floor"] = _floor(f"f-{kind}-", args.duration)
     out["new_orders"] = {
         **figures,
         "stream_delay_s": DELAY_S,
