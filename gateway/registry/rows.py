@@ -49,6 +49,12 @@ REVOCATION_COLUMNS = "user_id, revoke_time, sync_state, failed_attempts"
 """What every revocation read selects."""
 
 
+NO_AGENTS = "[]"
+"""The ``agents`` column of an order without support agents."""
+_SYNC_STATES = {state.value: state for state in SyncState}
+_ORDER_STATES = {state.value: state for state in OrderState}
+
+
 def agents_json(agents: Sequence[Participant]) -> str:
     """The ``agents`` column: a JSON list of ``[user_id, display_name, image_url]``."""
     return json.dumps([[a.user_id, a.display_name, a.image_url] for a in agents])
@@ -101,19 +107,25 @@ def update_values(
 
 
 def channel_from_row(row: Sequence[Any], moment: MomentIn) -> OrderChannel:
-    """The channel of a row read with :data:`SELECT_COLUMNS`."""
+    """The channel of a row read with :data:`SELECT_COLUMNS`.
+
+    Every read of an order (each AuthorizeParticipant, each repeat) pays for this, so the
+    enums come from dictionaries, an order without agents skips the JSON parser, and the
+    channel is built with positional arguments, in :class:`OrderChannel`'s field order
+    (half the cost of keywords; a value that is not one of the enums still raises
+    ``ValueError``)."""
     return OrderChannel(
-        order_id=row[0],
-        channel_type=row[1],
-        channel_id=row[2],
-        buyer=Participant(row[3], row[4], row[5]),
-        seller=Participant(row[6], row[7], row[8]),
-        sync_state=SyncState(row[9]),
-        create_time=moment(row[10]),
-        state=OrderState(row[12]),
-        agents=tuple(Participant(*agent) for agent in json.loads(row[13])),
-        update_time=moment(row[14]),
-        version=row[15],
+        row[0],  # order_id
+        row[1],  # channel_type
+        row[2],  # channel_id
+        Participant(row[3], row[4], row[5]),  # buyer
+        Participant(row[6], row[7], row[8]),  # seller
+        _SYNC_STATES.get(row[9]) or SyncState(row[9]),  # sync_state
+        moment(row[10]),  # create_time
+        _ORDER_STATES.get(row[12]) or OrderState(row[12]),  # state
+        () if row[13] == NO_AGENTS else tuple(Participant(*a) for a in json.loads(row[13])),
+        moment(row[14]),  # update_time
+        row[15],  # version
     )
 
 
