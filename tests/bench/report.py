@@ -100,8 +100,12 @@ def _headline(out: dict[str, Any]) -> list[str]:
                 if not isinstance(p, dict) or "stream_calls" not in p:
                     continue
                 ch = p["channels"]
+                floor = ((orders.get(kind) or {}).get("floors") or {}).get(name)
+                of_floor = (
+                    f" ({p['orders_per_s'] / floor['orders_per_s']:.2f}× floor)" if floor else ""
+                )
                 lines.append(
-                    f"| {kind} | {name} | {_num(p['orders_per_s'])} | {_ms(p)} | "
+                    f"| {kind} | {name} | {_num(p['orders_per_s'])}{of_floor} | {_ms(p)} | "
                     f"{p['stream_calls_per_order']:.2f} ({_paths(p['stream_calls_by_path'])}) | "
                     f"{ch['count']:,} for {p['orders'] + p['errors']:,} orders, "
                     f"{ch['created_once']:,} created once | {p['pending']} / {p['errors']} | "
@@ -109,20 +113,20 @@ def _headline(out: dict[str, Any]) -> list[str]:
                     f"{p['double_cores']:.2f} | {p['double_loop_lag']['p50_ms']:.1f} / "
                     f"{p['double_loop_lag']['p99_ms']:.1f} |"
                 )
-            floor = (orders.get(kind) or {}).get("floor")
-            if floor:
+            for name, floor in ((orders.get(kind) or {}).get("floors") or {}).items():
                 lines.append(
-                    f"| {kind} | *floor: bare grpc.aio server waiting 100 ms* | "
-                    f"{_num(floor['orders_per_s'])} | {_ms(floor)} | – | – | "
-                    f"{floor['pending']} / {floor['errors']} | {floor['server_cores']:.2f} | "
-                    f"{floor['driver_cores']:.2f} | – | – |"
+                    f"| {kind} | *floor for {name}: bare grpc.aio waiting "
+                    f"{floor['wait_ms']} ms* | {_num(floor['orders_per_s'])} | {_ms(floor)} | "
+                    f"– | – | {floor['pending']} / {floor['errors']} | "
+                    f"{floor['server_cores']:.2f} | {floor['driver_cores']:.2f} | – | – |"
                 )
         lines += [
             "",
             "The *floor* rows: the same driver, right after that registry's phases, against a "
-            "grpc.aio server that waits two Stream calls' time (100 ms) per order and does "
-            "nothing else (`tests/bench/floor.py`): what this machine and the framework allow "
-            "at 64 calls in flight in that run.",
+            "grpc.aio server that waits an order's Stream calls' time (50 ms for one call, as "
+            "for returning users; 100 ms for two, as for new users) and does nothing else "
+            "(`tests/bench/floor.py`): what this machine and the framework allow at 64 calls "
+            "in flight in that run.",
             "",
         ]
         timed = [

@@ -10,9 +10,10 @@ worker's poll), so every Stream call of a phase's orders falls inside it:
 2. returning buyers and sellers: new orders, buyer and seller drawn from those pools;
 3. new users: new orders, a new buyer and a new seller on each.
 
-Then the floor (:mod:`tests.bench.floor`): the same driver against a bare grpc.aio server
-that waits out two Stream calls (100 ms) per order and does nothing else, in the same run,
-so a missed orders/s target shows whether this machine and the framework allowed it.
+Then the floors (:mod:`tests.bench.floor`): the same driver against a bare grpc.aio server
+that waits out an order's Stream calls and does nothing else, in the same run: 50 ms (one
+call, as for returning users) and 100 ms (two calls, as for new users). A missed orders/s
+target then shows whether this machine and the framework allowed it in that run.
 
 For 2 and 3: orders/s, p50/p99 (driver: :mod:`tests.bench.orders`), Stream calls per order
 (the double's recorded calls in the phase over the orders), and channels: every order has
@@ -100,11 +101,15 @@ def double(work: Path) -> Iterator[Double]:
         log.close()
 
 
+FLOORS = {"returning buyers and sellers": 1, "new buyers and sellers": 2}
+"""Each phase's floor: how many Stream calls' time (:data:`DELAY_S` each) it waits."""
+
+
 @contextmanager
-def floor_server() -> Iterator[procs.Running]:
-    """Start :mod:`tests.bench.floor`, waiting two Stream calls' time per order."""
+def floor_server(delay_s: float) -> Iterator[procs.Running]:
+    """Start :mod:`tests.bench.floor`, waiting ``delay_s`` per order."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.bench.floor", "--delay", str(2 * DELAY_S)],
+        [sys.executable, "-m", "tests.bench.floor", "--delay", str(delay_s)],
         cwd=procs.REPO,
         stdout=subprocess.PIPE,
         text=True,
@@ -118,15 +123,17 @@ def floor_server() -> Iterator[procs.Running]:
         proc.wait(timeout=20)
 
 
-def _floor(prefix: str, duration: float) -> dict[str, Any]:
-    """The driver's figures against :func:`floor_server`, and the server's cores."""
-    with floor_server() as server:
+def _floor(prefix: str, calls: int, duration: float) -> dict[str, Any]:
+    """The driver's figures against :func:`floor_server` waiting ``calls`` Stream calls'
+    time, and the server's cores."""
+    with floor_server(calls * DELAY_S) as server:
         cpu, started = server.cpu_seconds(), time.monotonic()
         result = _drive(server.grpc_port, prefix, duration)
         result["server_cores"] = round(
             (server.cpu_seconds() - cpu) / (time.monotonic() - started), 3
         )
         result["driver_cores"] = round(result["cpu_s"] / result["elapsed_s"], 3)
+        result["wait_ms"] = round(calls * DELAY_S * 1000)
     return result
 
 
@@ -281,7 +288,10 @@ def new_orders(args: argparse.Namespace, work: Path, out: dict[str, object]) -> 
                 "new buyers and sellers": _phase(dbl, gw, f"n-{kind}-", args.duration),
                 "rss_kb": rss.peak_kb,
             }
-        figures[kind]["floor"] = _floor(f"f-{kind}-", args.duration)
+        figures[kind]["floors"] = {
+            phase: _floor(f"f{calls}-{kind}-", calls, args.duration)
+            for phase, calls in FLOORS.items()
+        }
     out["new_orders"] = {
         **figures,
         "stream_delay_s": DELAY_S,
