@@ -67,13 +67,6 @@ class UserUpserts:
         Raises:
             ChatBackendError: the upsert that carried one of them failed.
         """
-        waits = self._enqueue(users)
-        if waits:
-            # Shielded: a caller that gives up (its deadline) must not cancel others' batch.
-            await asyncio.gather(*(asyncio.shield(w) for w in waits))
-
-    def _enqueue(self, users: Sequence[User]) -> list[asyncio.Future[None]]:
-        """Queue the users Stream may not have yet; what to wait for, one per user."""
         waits: list[asyncio.Future[None]] = []
         for user in users:
             uid = user["id"]
@@ -94,10 +87,13 @@ class UserUpserts:
             done.add_done_callback(_retrieved)  # its waiters may all have given up
             self._queued[uid] = (user, done)
             waits.append(done)
-        if waits and not self._flush_due:
+        if not waits:
+            return
+        if not self._flush_due:
             self._flush_due = True
             asyncio.get_running_loop().call_soon(self._flush)
-        return waits
+        # Shielded: a caller that gives up (its deadline) must not cancel others' batch.
+        await asyncio.gather(*(asyncio.shield(w) for w in waits))
 
     def _flush(self) -> None:
         """Start calls for what is queued, while a slot is free."""

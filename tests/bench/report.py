@@ -95,12 +95,16 @@ def _headline(out: dict[str, Any]) -> list[str]:
             "| double loop lag p50 / p99 ms |",
             "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|",
         ]
+        any_floors = False
         for kind in ("sqlite", "postgresql"):
-            for name, p in (orders.get(kind) or {}).items():
+            phases = orders.get(kind) or {}
+            floors = phases.get("floors") or {}
+            any_floors = any_floors or bool(floors)
+            for name, p in phases.items():
                 if not isinstance(p, dict) or "stream_calls" not in p:
                     continue
                 ch = p["channels"]
-                floor = ((orders.get(kind) or {}).get("floors") or {}).get(name)
+                floor = floors.get(name)
                 of_floor = (
                     f" ({p['orders_per_s'] / floor['orders_per_s']:.2f}× floor)" if floor else ""
                 )
@@ -113,22 +117,23 @@ def _headline(out: dict[str, Any]) -> list[str]:
                     f"{p['double_cores']:.2f} | {p['double_loop_lag']['p50_ms']:.1f} / "
                     f"{p['double_loop_lag']['p99_ms']:.1f} |"
                 )
-            for name, floor in ((orders.get(kind) or {}).get("floors") or {}).items():
+            for name, floor in floors.items():
                 lines.append(
                     f"| {kind} | *floor for {name}: bare grpc.aio waiting "
                     f"{floor['wait_ms']} ms* | {_num(floor['orders_per_s'])} | {_ms(floor)} | "
                     f"– | – | {floor['pending']} / {floor['errors']} | "
                     f"{floor['server_cores']:.2f} | {floor['driver_cores']:.2f} | – | – |"
                 )
-        lines += [
-            "",
-            "The *floor* rows: the same driver, right after that registry's phases, against a "
-            "grpc.aio server that waits an order's Stream calls' time (50 ms for one call, as "
-            "for returning users; 100 ms for two, as for new users) and does nothing else "
-            "(`tests/bench/floor.py`): what this machine and the framework allow at 64 calls "
-            "in flight in that run.",
-            "",
-        ]
+        lines.append("")
+        if any_floors:
+            lines += [
+                "The *floor* rows: the same driver, right after that registry's phases, against a "
+                "grpc.aio server that waits an order's Stream calls' time (50 ms for one call, as "
+                "for returning users; 100 ms for two, as for new users) and does nothing else "
+                "(`tests/bench/floor.py`): what this machine and the framework allow at 64 calls "
+                "in flight in that run.",
+                "",
+            ]
         timed = [
             (kind, name, p["time_ms"])
             for kind in ("sqlite", "postgresql")
