@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from tests.bench.targets import soundness, targets
+from tests.bench.targets import paired, soundness, targets
 
 MB = 1024
 
@@ -49,15 +49,15 @@ def _http_rows(title: str, section: dict[str, Any] | None) -> list[str]:
     if not section:
         return []
     rows = section["rows"]
-    gw = rows["gateway"]["rps"]
+    gw = rows["gateway"]
     out = []
     for name, r in rows.items():
         if name == "gateway":
             ratio = "1.00 (baseline)"
         elif name.startswith("gateway"):
-            ratio = f"{r['rps'] / gw:.2f}× lines off"
+            ratio = f"{paired(r, gw):.2f}× lines off"
         else:
-            ratio = f"gateway is {gw / r['rps']:.2f}×"
+            ratio = f"gateway is {paired(gw, r):.2f}×"
         out.append(_row(title, name, r, ratio))
     return out
 
@@ -76,9 +76,9 @@ def _headline(out: dict[str, Any]) -> list[str]:
     lines += _http_rows("HTTP token, returning users (Zipf 1.1, 100 k)", out.get("http_returning"))
     grpc = out.get("grpc")
     if grpc:
-        base = grpc["rows"]["Health/Check"]["rps"]
+        base = grpc["rows"]["Health/Check"]
         for name, r in grpc["rows"].items():
-            ratio = "1.00 (baseline)" if name == "Health/Check" else f"{r['rps'] / base:.2f}×"
+            ratio = "1.00 (baseline)" if name == "Health/Check" else f"{paired(r, base):.2f}×"
             lines.append(_row(f"gRPC {name}", "gateway", r, ratio))
     lines.append("")
     orders = out.get("new_orders")
@@ -88,7 +88,16 @@ def _headline(out: dict[str, Any]) -> list[str]:
             f"{orders['concurrency']} concurrent calls, Stream double answering after "
             f"{orders['stream_delay_s'] * 1000:.0f} ms; returning = buyer and seller drawn from "
             f"{orders['pools']['buyers']:,} buyers and {orders['pools']['sellers']:,} sellers "
-            "who each had an order before (warm-up).",
+            "who each had an order before (warm-up)."
+            + (
+                f" Each phase ran in {orders['rounds']} rounds, each right before its floor "
+                "(below): orders/s, latencies, cores and the time split are the median "
+                "round's (by orders/s; every round's orders/s in brackets), × floor the median "
+                "of the per-round ratios; errors, Stream calls per order and channels count "
+                "every round."
+                if orders.get("rounds")
+                else ""
+            ),
             "",
             "| registry | buyers and sellers | orders/s | p50 / p99 ms | Stream calls per order "
             "| channels | pending / errors | gateway cores | driver cores | double cores "
@@ -105,11 +114,14 @@ def _headline(out: dict[str, Any]) -> list[str]:
                     continue
                 ch = p["channels"]
                 floor = floors.get(name)
-                of_floor = (
-                    f" ({p['orders_per_s'] / floor['orders_per_s']:.2f}× floor)" if floor else ""
-                )
+                of_floor = ""
+                if "of_floor" in p:
+                    of_floor = f" ({p['of_floor']:.2f}× floor)"
+                elif floor:  # runs before the floors ran in rounds
+                    of_floor = f" ({p['orders_per_s'] / floor['orders_per_s']:.2f}× floor)"
                 lines.append(
-                    f"| {kind} | {name} | {_num(p['orders_per_s'])}{of_floor} | {_ms(p)} | "
+                    f"| {kind} | {name} | {_num(p['orders_per_s'])}{of_floor}{_rounds(p)} | "
+                    f"{_ms(p)} | "
                     f"{p['stream_calls_per_order']:.2f} ({_paths(p['stream_calls_by_path'])}) | "
                     f"{ch['count']:,} for {p['orders'] + p['errors']:,} orders, "
                     f"{ch['created_once']:,} created once | {p['pending']} / {p['errors']} | "
@@ -120,18 +132,19 @@ def _headline(out: dict[str, Any]) -> list[str]:
             for name, floor in floors.items():
                 lines.append(
                     f"| {kind} | *floor for {name}: bare grpc.aio waiting "
-                    f"{floor['wait_ms']} ms* | {_num(floor['orders_per_s'])} | {_ms(floor)} | "
+                    f"{floor['wait_ms']} ms* | {_num(floor['orders_per_s'])}{_rounds(floor)} | "
+                    f"{_ms(floor)} | "
                     f"– | – | {floor['pending']} / {floor['errors']} | "
                     f"{floor['server_cores']:.2f} | {floor['driver_cores']:.2f} | – | – |"
                 )
         lines.append("")
         if any_floors:
             lines += [
-                "The *floor* rows: the same driver, right after that registry's phases, against a "
-                "grpc.aio server that waits an order's Stream calls' time (50 ms for one call, as "
-                "for returning users; 100 ms for two, as for new users) and does nothing else "
-                "(`tests/bench/floor.py`): what this machine and the framework allow at 64 calls "
-                "in flight in that run.",
+                "The *floor* rows: the same driver, right after each of that registry's "
+                "phases, against a grpc.aio server that waits an order's Stream calls' time "
+                "(50 ms for one call, as for returning users; 100 ms for two, as for new users) "
+                "and does nothing else (`tests/bench/floor.py`): what this machine and the "
+                "framework allow at 64 calls in flight in that run.",
                 "",
             ]
         timed = [
@@ -177,6 +190,11 @@ def _headline(out: dict[str, Any]) -> list[str]:
     if memory:
         lines += ["**Gateway RSS** (one worker): " + "; ".join(memory) + ".", ""]
     return lines
+
+
+def _rounds(phase: dict[str, Any]) -> str:
+    each = phase.get("rounds")
+    return f" [{' / '.join(_num(r) for r in each)}]" if each and len(each) > 1 else ""
 
 
 def _opt(ms: float | None) -> str:
@@ -312,7 +330,8 @@ def write_report(out: dict[str, Any], results: Path) -> None:
         f"{out['settings']['rounds']} interleaved rounds of {out['settings']['duration_s']} s "
         f"after a {out['settings']['warmup_s']} s warm-up (ceilings: "
         f"{out['settings']['ceiling_rounds']} round(s), gRPC at 64 streams "
-        f"{out['settings']['rounds']}). Suites (seconds): "
+        f"{out['settings']['rounds']}); a ratio of two rows is the median of their per-round "
+        "ratios. Suites (seconds): "
         + ", ".join(f"{s} {out.get(f'elapsed_s_{s}', '–')}" for s in out["suites"])
         + f"; {out.get('elapsed_s', '–')} s in all.",
         "",

@@ -2,7 +2,7 @@
 gateway in stream mode against the Stream double answering every call after 50 ms, on
 SQLite and on PostgreSQL (a throwaway server, :class:`tests.helpers.pg.PostgresServer`).
 
-Per registry, one gateway and one double (each a process of its own), three phases, each
+Per registry, one gateway and one double (each a process of its own), and phases each
 between two quiet points (nothing in flight at the double for 1.5 s, longer than the sync
 worker's poll), so every Stream call of a phase's orders falls inside it:
 
@@ -10,10 +10,12 @@ worker's poll), so every Stream call of a phase's orders falls inside it:
 2. returning buyers and sellers: new orders, buyer and seller drawn from those pools;
 3. new users: new orders, a new buyer and a new seller on each.
 
-Then the floors (:mod:`tests.bench.floor`): the same driver against a bare grpc.aio server
-that waits out an order's Stream calls and does nothing else, in the same run: 50 ms (one
-call, as for returning users) and 100 ms (two calls, as for new users). A missed orders/s
-target then shows whether this machine and the framework allowed it in that run.
+Each of 2 and 3 is followed by its floor (:mod:`tests.bench.floor`): the same driver against
+a bare grpc.aio server that waits out an order's Stream calls and does nothing else: 50 ms
+(one call, as for returning users) and 100 ms (two calls, as for new users). 2, its floor, 3
+and its floor run ``--rounds`` times over (:func:`median_round`); a phase's × floor is the
+median of its per-round ratios. A missed orders/s target then shows whether this machine and
+the framework allowed it in that run.
 
 For 2 and 3: orders/s, p50/p99 (driver: :mod:`tests.bench.orders`), Stream calls per order
 (the double's recorded calls in the phase over the orders), and channels: every order has
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -101,7 +104,8 @@ def double(work: Path) -> Iterator[Double]:
         log.close()
 
 
-FLOORS = {"returning buyers and sellers": 1, "new buyers and sellers": 2}
+RETURNING, NEW = "returning buyers and sellers", "new buyers and sellers"
+FLOORS = {RETURNING: 1, NEW: 2}
 """Each phase's floor: how many Stream calls' time (:data:`DELAY_S` each) it waits."""
 
 
@@ -123,18 +127,46 @@ def floor_server(delay_s: float) -> Iterator[procs.Running]:
         proc.wait(timeout=20)
 
 
-def _floor(prefix: str, calls: int, duration: float) -> dict[str, Any]:
-    """The driver's figures against :func:`floor_server` waiting ``calls`` Stream calls'
-    time, and the server's cores."""
-    with floor_server(calls * DELAY_S) as server:
-        cpu, started = server.cpu_seconds(), time.monotonic()
-        result = _drive(server.grpc_port, prefix, duration)
-        result["server_cores"] = round(
-            (server.cpu_seconds() - cpu) / (time.monotonic() - started), 3
-        )
-        result["driver_cores"] = round(result["cpu_s"] / result["elapsed_s"], 3)
-        result["wait_ms"] = round(calls * DELAY_S * 1000)
+def _floor(server: procs.Running, prefix: str, calls: int, duration: float) -> dict[str, Any]:
+    """The driver's figures against ``server`` (:func:`floor_server` waiting ``calls``
+    Stream calls' time), and the server's cores."""
+    cpu, started = server.cpu_seconds(), time.monotonic()
+    result = _drive(server.grpc_port, prefix, duration)
+    result["server_cores"] = round((server.cpu_seconds() - cpu) / (time.monotonic() - started), 3)
+    result["driver_cores"] = round(result["cpu_s"] / result["elapsed_s"], 3)
+    result["wait_ms"] = round(calls * DELAY_S * 1000)
     return result
+
+
+def median_round(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rounds of one phase as one: the round of median orders/s for every rate, latency,
+    CPU and time figure (one measured round, so they stay consistent with each other), and
+    every count over all rounds together, so each check covers every order sent.
+
+    ``rounds`` lists each round's orders/s."""
+    ranked = sorted(results, key=lambda r: r["orders_per_s"])
+    chosen = dict(ranked[(len(ranked) - 1) // 2])
+    chosen["rounds"] = [r["orders_per_s"] for r in results]
+    for key in ("orders", "synced", "pending", "not_created", "errors"):
+        chosen[key] = sum(r[key] for r in results)
+    if "stream_calls" in chosen:
+        calls = sum(r["stream_calls"] for r in results)
+        by_path: dict[str, int] = {}
+        for r in results:
+            for path, n in r["stream_calls_by_path"].items():
+                by_path[path] = by_path.get(path, 0) + n
+        chosen.update(
+            stream_calls=calls,
+            stream_calls_per_order=round(calls / max(1, chosen["orders"]), 3),
+            stream_calls_by_path=by_path,
+            stream_errors=sum(r["stream_errors"] for r in results),
+            channels={
+                "count": sum(r["channels"]["count"] for r in results),
+                "created_once": sum(r["channels"]["created_once"] for r in results),
+            },
+            one_channel_per_order=all(r["one_channel_per_order"] for r in results),
+        )
+    return chosen
 
 
 @contextmanager
@@ -258,7 +290,8 @@ def _phase(
 
 
 def new_orders(args: argparse.Namespace, work: Path, out: dict[str, object]) -> None:
-    """Both registries, both kinds of buyers and sellers."""
+    """Both registries, both kinds of buyers and sellers, each phase in ``args.rounds``
+    rounds interleaved with its floor."""
     figures: dict[str, dict[str, object]] = {}
     for kind in args.registries:
         with (
@@ -273,6 +306,8 @@ def new_orders(args: argparse.Namespace, work: Path, out: dict[str, object]) -> 
                 },
             ) as gw,
             procs.PeakRss(gw).sampling() as rss,
+            floor_server(FLOORS[RETURNING] * DELAY_S) as floor_ret,
+            floor_server(FLOORS[NEW] * DELAY_S) as floor_new,
         ):
             pools = ("--buyers", str(BUYERS), "--sellers", str(SELLERS))
             dbl.quiet()
@@ -280,21 +315,36 @@ def new_orders(args: argparse.Namespace, work: Path, out: dict[str, object]) -> 
                 gw.grpc_port, f"w-{kind}-", 120, *pools, "--cover", "--count", str(BUYERS)
             )
             dbl.quiet()
-            figures[kind] = {
-                "warm-up": warm,
-                "returning buyers and sellers": _phase(
-                    dbl, gw, f"r-{kind}-", args.duration, *pools
-                ),
-                "new buyers and sellers": _phase(dbl, gw, f"n-{kind}-", args.duration),
-                "rss_kb": rss.peak_kb,
+            # Each phase right before its floor, round after round: a slow spell of the
+            # machine hits a phase and its floor alike, and the ×-floor ratio is per round.
+            phases: dict[str, list[dict[str, Any]]] = {RETURNING: [], NEW: []}
+            floors: dict[str, list[dict[str, Any]]] = {RETURNING: [], NEW: []}
+            for r in range(args.rounds):
+                phases[RETURNING].append(_phase(dbl, gw, f"r{r}-{kind}-", args.duration, *pools))
+                floors[RETURNING].append(
+                    _floor(floor_ret, f"f1r{r}-{kind}-", FLOORS[RETURNING], args.duration)
+                )
+                phases[NEW].append(_phase(dbl, gw, f"n{r}-{kind}-", args.duration))
+                floors[NEW].append(_floor(floor_new, f"f2r{r}-{kind}-", FLOORS[NEW], args.duration))
+            rss_kb = rss.peak_kb
+        measured: dict[str, object] = {"warm-up": warm}
+        for name, results in phases.items():
+            ratios = [
+                round(p["orders_per_s"] / f["orders_per_s"], 3)
+                for p, f in zip(results, floors[name], strict=True)
+            ]
+            measured[name] = {
+                **median_round(results),
+                "of_floor": statistics.median(ratios),
+                "of_floor_rounds": ratios,
             }
-        figures[kind]["floors"] = {
-            phase: _floor(f"f{calls}-{kind}-", calls, args.duration)
-            for phase, calls in FLOORS.items()
-        }
+        measured["rss_kb"] = rss_kb
+        measured["floors"] = {name: median_round(results) for name, results in floors.items()}
+        figures[kind] = measured
     out["new_orders"] = {
         **figures,
         "stream_delay_s": DELAY_S,
         "concurrency": 64,
+        "rounds": args.rounds,
         "pools": {"buyers": BUYERS, "sellers": SELLERS},
     }

@@ -1,0 +1,72 @@
+"""How the bench folds interleaved rounds into one figure and one ratio."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.bench.suites.new_orders import median_round
+from tests.bench.targets import paired
+
+
+def _row(rps: float, rounds: list[float] | None) -> dict[str, Any]:
+    return {"rps": rps, "extra": {} if rounds is None else {"rounds": rounds}}
+
+
+def test_paired_ratio_is_the_median_of_per_round_ratios() -> None:
+    # Round 2 was a slow spell for both rows: per round the row is 0.9× its base every time,
+    # while the ratio of the two medians (800 / 1000) would say 0.8×.
+    row = _row(800, [900, 450, 800])
+    base = _row(1000, [1000, 500, 1100])
+    assert paired(row, base) == pytest.approx(0.9)
+
+
+def test_paired_falls_back_to_the_medians_without_matching_rounds() -> None:
+    assert paired(_row(800, None), _row(1000, [1000, 990])) == pytest.approx(0.8)
+    assert paired(_row(800, [800, 810]), _row(1000, [1000, 990, 1010])) == pytest.approx(0.8)
+
+
+def _phase(rate: float, orders: int, calls: int, *, one: bool = True) -> dict[str, Any]:
+    return {
+        "orders_per_s": rate,
+        "p50_ms": 1000 / rate,
+        "orders": orders,
+        "synced": orders,
+        "pending": 0,
+        "not_created": 0,
+        "errors": 1,
+        "stream_calls": calls,
+        "stream_calls_per_order": calls / orders,
+        "stream_calls_by_path": {"POST /users": calls - orders, "query": orders},
+        "stream_errors": 0,
+        "channels": {"count": orders + 1, "created_once": orders + 1},
+        "one_channel_per_order": one,
+    }
+
+
+def test_median_round_keeps_one_rounds_rates_and_counts_every_round() -> None:
+    rounds = [_phase(500, 3000, 4500), _phase(300, 1800, 3600), _phase(400, 2400, 3000)]
+    folded = median_round(rounds)
+    # Rates and latencies come from one measured round: the median by orders/s.
+    assert folded["orders_per_s"] == 400
+    assert folded["p50_ms"] == 1000 / 400
+    assert folded["rounds"] == [500, 300, 400]
+    # Counts, calls per order and channels cover every round.
+    assert folded["orders"] == 7200
+    assert folded["errors"] == 3
+    assert folded["stream_calls"] == 11100
+    assert folded["stream_calls_per_order"] == round(11100 / 7200, 3)
+    assert folded["stream_calls_by_path"] == {"POST /users": 3900, "query": 7200}
+    assert folded["channels"] == {"count": 7203, "created_once": 7203}
+    assert folded["one_channel_per_order"] is True
+
+
+def test_median_round_fails_the_channel_check_when_any_round_failed_it() -> None:
+    rounds = [_phase(500, 10, 10), _phase(300, 10, 10, one=False), _phase(400, 10, 10)]
+    assert median_round(rounds)["one_channel_per_order"] is False
+
+
+def test_median_round_of_an_even_count_keeps_the_lower_middle() -> None:
+    folded = median_round([_phase(500, 10, 10), _phase(300, 10, 10)])
+    assert folded["orders_per_s"] == 300
