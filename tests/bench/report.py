@@ -92,7 +92,8 @@ def _headline(out: dict[str, Any]) -> list[str]:
             + (
                 f" Each phase ran in {orders['rounds']} rounds, each right before its floor "
                 "(below): orders/s, latencies, cores and the time split are the median "
-                "round's (by orders/s; every round's orders/s in brackets), × floor the median "
+                "round's (by orders/s; every round's orders/s in brackets, with the CPU the "
+                "hypervisor stole in it), × floor the median "
                 "of the per-round ratios; errors, Stream calls per order and channels count "
                 "every round."
                 if orders.get("rounds")
@@ -194,7 +195,11 @@ def _headline(out: dict[str, Any]) -> list[str]:
 
 def _rounds(phase: dict[str, Any]) -> str:
     each = phase.get("rounds")
-    return f" [{' / '.join(_num(r) for r in each)}]" if each and len(each) > 1 else ""
+    if not each or len(each) < 2:
+        return ""
+    stolen = [s for s in phase.get("steal_rounds") or [] if s is not None]
+    steal = f"; steal {' / '.join(f'{s:.0f}' for s in stolen)} %" if stolen else ""
+    return f" [{' / '.join(_num(r) for r in each)}{steal}]"
 
 
 def _opt(ms: float | None) -> str:

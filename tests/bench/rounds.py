@@ -7,6 +7,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import fields, replace
+from pathlib import Path
 
 from tests.bench.loadgen import Result
 from tests.bench.procs import Running
@@ -20,6 +21,20 @@ def rounds(n: int, runs: dict[str, Callable[[int], Result]]) -> dict[str, Result
         for name, run in runs.items():
             collected[name].append(run(round_no))
     return {name: median_result(results) for name, results in collected.items()}
+
+
+def cpu_ticks() -> tuple[int, int]:
+    """(stolen, all) CPU ticks of this machine so far, every CPU (``/proc/stat``): *stolen*
+    is time the hypervisor gave other tenants while this machine had work to run."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    ticks = [int(f) for f in fields[:8]]  # user nice system idle iowait irq softirq steal
+    return ticks[7], sum(ticks)
+
+
+def steal_pct(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The share of CPU time stolen between two :func:`cpu_ticks`, in percent."""
+    spent = after[1] - before[1]
+    return round(100 * (after[0] - before[0]) / spent, 1) if spent > 0 else 0.0
 
 
 _SUMMED = frozenset({"errors", "wraps"})
@@ -40,18 +55,24 @@ def median_result(results: list[Result]) -> Result:
         numbers = [v for r in results if isinstance(v := r.extra.get(key), float | int)]
         if isinstance(value, float | int) and len(numbers) == len(results):
             extra[key] = statistics.median(numbers)
-    changes["extra"] = {**extra, "rounds": [r.rps for r in results]}
+    extra["rounds"] = [r.rps for r in results]
+    if all("steal_pct" in r.extra for r in results):
+        extra["steal_rounds"] = [r.extra["steal_pct"] for r in results]
+    changes["extra"] = extra
     return replace(first, **changes)  # type: ignore[arg-type]
 
 
 def with_server_cpu(server: Running, run: Callable[[int], Result]) -> Callable[[int], Result]:
     """``run``, noting in ``extra["server_cores"]`` the cores ``server`` kept busy meanwhile
-    (its CPU seconds, every thread and child, over the run's wall time, warm-up included)."""
+    (its CPU seconds, every thread and child, over the run's wall time, warm-up included) and
+    in ``extra["steal_pct"]`` the machine's CPU time stolen meanwhile (:func:`steal_pct`)."""
 
     def measured(round_no: int) -> Result:
-        cpu, started = server.cpu_seconds(), time.monotonic()
+        cpu, ticks, started = server.cpu_seconds(), cpu_ticks(), time.monotonic()
         result = run(round_no)
         cores = (server.cpu_seconds() - cpu) / (time.monotonic() - started)
-        return replace(result, extra={**result.extra, "server_cores": round(cores, 3)})
+        stolen = steal_pct(ticks, cpu_ticks())
+        extra = {**result.extra, "server_cores": round(cores, 3), "steal_pct": stolen}
+        return replace(result, extra=extra)
 
     return measured

@@ -174,7 +174,47 @@ def soundness(out: dict[str, Any]) -> list[dict[str, Any]]:
         *_grpcload_vs_h2load(out),
         *_new_orders_sound(out),
         *_rss_users_sound(out),
+        *undisturbed(out),
     ]
+
+
+MAX_STEAL_PCT = 5.0
+"""A measured run during which the hypervisor stole more CPU than this was disturbed."""
+
+
+def undisturbed(out: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per suite, the worst CPU steal over every measured run of every round: time the
+    machine had work for but the hypervisor gave to other tenants. Above a few percent a
+    run's figures (and the ratios pairing it) say more about the neighbours than the code."""
+    stolen: dict[str, list[tuple[float, str]]] = {}
+    for key in ("http_distinct", "http_returning", "grpc"):
+        for name, row in ((out.get(key) or {}).get("rows") or {}).items():
+            for pct in row["extra"].get("steal_rounds") or []:
+                stolen.setdefault(key, []).append((pct, name))
+    orders = out.get("new_orders") or {}
+    for kind in ("sqlite", "postgresql"):
+        phases = orders.get(kind) or {}
+        measured = {
+            **{n: p for n, p in phases.items() if isinstance(p, dict) and "stream_calls" in p},
+            **{f"floor for {n}": f for n, f in (phases.get("floors") or {}).items()},
+        }
+        for name, phase in measured.items():
+            for pct in phase.get("steal_rounds") or []:
+                if pct is not None:
+                    stolen.setdefault(f"new orders ({kind})", []).append((pct, name))
+    checks = []
+    for key, runs in stolen.items():
+        worst, where = max(runs)
+        disturbed = sum(1 for pct, _ in runs if pct > MAX_STEAL_PCT)
+        checks.append(
+            _flag(
+                f"{key}: CPU stolen by the hypervisor ≤ {MAX_STEAL_PCT:.0f}% in every measured "
+                "run (`/proc/stat` steal)",
+                f"worst {worst:.1f}% ({where}); {disturbed} of {len(runs)} runs above",
+                disturbed == 0,
+            )
+        )
+    return checks
 
 
 def _http_answers(out: dict[str, Any]) -> list[dict[str, Any]]:

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
+from tests.bench.rounds import cpu_ticks, steal_pct
 from tests.bench.suites.new_orders import median_round
-from tests.bench.targets import paired
+from tests.bench.targets import paired, undisturbed
 
 
 def _row(rps: float, rounds: list[float] | None) -> dict[str, Any]:
@@ -70,3 +71,28 @@ def test_median_round_fails_the_channel_check_when_any_round_failed_it() -> None
 def test_median_round_of_an_even_count_keeps_the_lower_middle() -> None:
     folded = median_round([_phase(500, 10, 10), _phase(300, 10, 10)])
     assert folded["orders_per_s"] == 300
+
+
+def test_steal_is_the_share_of_all_cpu_time_in_percent() -> None:
+    assert steal_pct((100, 10_000), (150, 11_000)) == 5.0
+    assert steal_pct((100, 10_000), (100, 10_000)) == 0.0
+    stolen, total = cpu_ticks()
+    assert 0 <= stolen <= total
+
+
+def _steal_checks(out: dict[str, Any]) -> list[dict[str, Any]]:
+    return undisturbed(out)
+
+
+def test_a_run_with_cpu_stolen_fails_its_suites_check() -> None:
+    def row(steal: list[float]) -> dict[str, Any]:
+        return {"rps": 1, "errors": 0, "wraps": 0, "extra": {"steal_rounds": steal}}
+
+    calm = {"Health/Check": row([0.5, 1.0]), "IssueToken, distinct users": row([0.0, 2.0])}
+    (check,) = _steal_checks({"grpc": {"rows": calm}})
+    assert check["met"] is True
+    busy = {**calm, "AuthorizeParticipant, 1 M orders": row([12.5, 1.0])}
+    (check,) = _steal_checks({"grpc": {"rows": busy}})
+    assert check["met"] is False
+    assert check["measured"].startswith("worst 12.5% (AuthorizeParticipant, 1 M orders)")
+    assert "1 of 6 runs above" in check["measured"]

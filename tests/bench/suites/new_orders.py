@@ -43,6 +43,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.bench import procs
 from tests.bench.orders import METHOD as ENSURE_METHOD
+from tests.bench.rounds import cpu_ticks, steal_pct
 from tests.helpers.pg import PostgresServer, find_bindir
 
 BUYERS, SELLERS = 1000, 100
@@ -130,8 +131,9 @@ def floor_server(delay_s: float) -> Iterator[procs.Running]:
 def _floor(server: procs.Running, prefix: str, calls: int, duration: float) -> dict[str, Any]:
     """The driver's figures against ``server`` (:func:`floor_server` waiting ``calls``
     Stream calls' time), and the server's cores."""
-    cpu, started = server.cpu_seconds(), time.monotonic()
+    cpu, ticks, started = server.cpu_seconds(), cpu_ticks(), time.monotonic()
     result = _drive(server.grpc_port, prefix, duration)
+    result["steal_pct"] = steal_pct(ticks, cpu_ticks())
     result["server_cores"] = round((server.cpu_seconds() - cpu) / (time.monotonic() - started), 3)
     result["driver_cores"] = round(result["cpu_s"] / result["elapsed_s"], 3)
     result["wait_ms"] = round(calls * DELAY_S * 1000)
@@ -143,10 +145,11 @@ def median_round(results: list[dict[str, Any]]) -> dict[str, Any]:
     CPU and time figure (one measured round, so they stay consistent with each other), and
     every count over all rounds together, so each check covers every order sent.
 
-    ``rounds`` lists each round's orders/s."""
+    ``rounds`` lists each round's orders/s, ``steal_rounds`` the CPU stolen in each."""
     ranked = sorted(results, key=lambda r: r["orders_per_s"])
     chosen = dict(ranked[(len(ranked) - 1) // 2])
     chosen["rounds"] = [r["orders_per_s"] for r in results]
+    chosen["steal_rounds"] = [r.get("steal_pct") for r in results]
     for key in ("orders", "synced", "pending", "not_created", "errors"):
         chosen[key] = sum(r[key] for r in results)
     if "stream_calls" in chosen:
@@ -246,8 +249,9 @@ def _phase(
 ) -> dict[str, Any]:
     """One measured phase between quiet points: driver figures plus Stream calls and channels."""
     before, gw_cpu, started = dbl.get("stats?reset_lag=1"), gw.cpu_seconds(), time.monotonic()
-    sums_before = _server_sums(gw)
+    sums_before, ticks = _server_sums(gw), cpu_ticks()
     result = _drive(gw.grpc_port, prefix, duration, *extra)
+    result["steal_pct"] = steal_pct(ticks, cpu_ticks())
     dbl.quiet()
     after = dbl.get(f"stats?prefix=order-{prefix}")
     sums_after, gw_cpu_after = _server_sums(gw), gw.cpu_seconds()
