@@ -56,6 +56,11 @@ def median_result(results: list[Result]) -> Result:
         if isinstance(value, float | int) and len(numbers) == len(results):
             extra[key] = statistics.median(numbers)
     extra["rounds"] = [r.rps for r in results]
+    # Totals over the rounds, for counts compared with what the server logged meanwhile.
+    extra["requests_total"] = sum(r.requests for r in results)
+    sent = [r.extra.get("sent") for r in results]
+    if all(isinstance(v, int) for v in sent):
+        extra["sent_total"] = sum(v for v in sent if isinstance(v, int))
     if all("steal_pct" in r.extra for r in results):
         extra["steal_rounds"] = [r.extra["steal_pct"] for r in results]
     changes["extra"] = extra

@@ -103,7 +103,7 @@ def distinct(args: argparse.Namespace, work: Path, out: dict[str, object]) -> No
         "sessions_per_run": per_run,
         "rss_kb": rss.peak_kb,
         # Every request of the JSON gateway's rounds should have written one line.
-        "access_lines_per_request": round(lines / max(1, json_row["requests"] * args.rounds), 3),
+        "access_lines_per_request": round(lines / max(1, json_row["extra"]["requests_total"]), 3),
     }
 
 
