@@ -197,7 +197,7 @@ def _rounds(phase: dict[str, Any]) -> str:
     each = phase.get("rounds")
     if not each or len(each) < 2:
         return ""
-    stolen = [s for s in phase.get("steal_rounds") or [] if s is not None]
+    stolen = phase.get("steal_rounds") or []
     steal = f"; steal {' / '.join(f'{s:.0f}' for s in stolen)} %" if stolen else ""
     return f" [{' / '.join(_num(r) for r in each)}{steal}]"
 

@@ -26,8 +26,8 @@ def rounds(n: int, runs: dict[str, Callable[[int], Result]]) -> dict[str, Result
 def cpu_ticks() -> tuple[int, int]:
     """(stolen, all) CPU ticks of this machine so far, every CPU (``/proc/stat``): *stolen*
     is time the hypervisor gave other tenants while this machine had work to run."""
-    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    ticks = [int(f) for f in fields[:8]]  # user nice system idle iowait irq softirq steal
+    columns = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    ticks = [int(c) for c in columns[:8]]  # user nice system idle iowait irq softirq steal
     return ticks[7], sum(ticks)
 
 

@@ -200,8 +200,7 @@ def undisturbed(out: dict[str, Any]) -> list[dict[str, Any]]:
         }
         for name, phase in measured.items():
             for pct in phase.get("steal_rounds") or []:
-                if pct is not None:
-                    stolen.setdefault(f"new orders ({kind})", []).append((pct, name))
+                stolen.setdefault(f"new orders ({kind})", []).append((pct, name))
     checks = []
     for key, runs in stolen.items():
         worst, where = max(runs)

@@ -43,6 +43,7 @@ def _phase(rate: float, orders: int, calls: int, *, one: bool = True) -> dict[st
         "stream_errors": 0,
         "channels": {"count": orders + 1, "created_once": orders + 1},
         "one_channel_per_order": one,
+        "steal_pct": 0.5,
     }
 
 
@@ -53,6 +54,7 @@ def test_median_round_keeps_one_rounds_rates_and_counts_every_round() -> None:
     assert folded["orders_per_s"] == 400
     assert folded["p50_ms"] == 1000 / 400
     assert folded["rounds"] == [500, 300, 400]
+    assert folded["steal_rounds"] == [0.5, 0.5, 0.5]
     # Counts, calls per order and channels cover every round.
     assert folded["orders"] == 7200
     assert folded["errors"] == 3
@@ -80,19 +82,15 @@ def test_steal_is_the_share_of_all_cpu_time_in_percent() -> None:
     assert 0 <= stolen <= total
 
 
-def _steal_checks(out: dict[str, Any]) -> list[dict[str, Any]]:
-    return undisturbed(out)
-
-
 def test_a_run_with_cpu_stolen_fails_its_suites_check() -> None:
     def row(steal: list[float]) -> dict[str, Any]:
         return {"rps": 1, "errors": 0, "wraps": 0, "extra": {"steal_rounds": steal}}
 
     calm = {"Health/Check": row([0.5, 1.0]), "IssueToken, distinct users": row([0.0, 2.0])}
-    (check,) = _steal_checks({"grpc": {"rows": calm}})
+    (check,) = undisturbed({"grpc": {"rows": calm}})
     assert check["met"] is True
     busy = {**calm, "AuthorizeParticipant, 1 M orders": row([12.5, 1.0])}
-    (check,) = _steal_checks({"grpc": {"rows": busy}})
+    (check,) = undisturbed({"grpc": {"rows": busy}})
     assert check["met"] is False
     assert check["measured"].startswith("worst 12.5% (AuthorizeParticipant, 1 M orders)")
     assert "1 of 6 runs above" in check["measured"]
