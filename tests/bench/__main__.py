@@ -46,6 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=int, default=10, help="seconds per measured run")
     p.add_argument("--warmup", type=int, default=2, help="warm-up seconds")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        help="most rounds per table run again for CPU steal above 5 %%",
+    )
     p.add_argument("--ceiling-rounds", type=int, default=1, help="rounds of the ceilings")
     p.add_argument("--orders", type=int, default=1_000_000, help="recorded orders (grpc)")
     p.add_argument(
@@ -105,6 +111,7 @@ def main() -> None:
             "duration_s": args.duration,
             "warmup_s": args.warmup,
             "rounds": args.rounds,
+            "retries": args.retries,
             "ceiling_rounds": args.ceiling_rounds,
         },
     }

@@ -199,6 +199,9 @@ def _rounds(phase: dict[str, Any]) -> str:
         return ""
     stolen = phase.get("steal_rounds") or []
     steal = f"; steal {' / '.join(f'{s:.0f}' for s in stolen)} %" if stolen else ""
+    rerun = phase.get("discarded_steal") or []
+    if rerun:
+        steal += f"; {len(rerun)} run again (steal {' / '.join(f'{s:.0f}' for s in rerun)} %)"
     return f" [{' / '.join(_num(r) for r in each)}{steal}]"
 
 

@@ -1,5 +1,10 @@
 """Interleaved rounds: every run once per round, so slow spells of a shared machine hit all
-of them alike, and per-metric medians over the rounds."""
+of them alike, and per-metric medians over the rounds.
+
+A round during which the hypervisor stole more than :data:`MAX_STEAL_PCT` of the machine's
+CPU in any of its runs is run again (each attempt with fresh inputs: the run gets the
+attempt's number), at most ``retries`` times per table; the discarded attempts stay on
+record in ``extra["discarded_steal"]``."""
 
 from __future__ import annotations
 
@@ -12,15 +17,44 @@ from pathlib import Path
 from tests.bench.loadgen import Result
 from tests.bench.procs import Running
 
+MAX_STEAL_PCT = 5.0
+"""A measured run during which the hypervisor stole more CPU than this was disturbed."""
 
-def rounds(n: int, runs: dict[str, Callable[[int], Result]]) -> dict[str, Result]:
-    """Run every entry once per round (called with the round number), interleaved, and
-    keep per-metric medians."""
+
+def rounds(
+    n: int, runs: dict[str, Callable[[int], Result]], *, retries: int = 0
+) -> dict[str, Result]:
+    """Run every entry once per round, interleaved, and keep per-metric medians.
+
+    Each entry is called with the attempt number (0, 1, …, at most ``n + retries - 1``), so
+    an entry that must not repeat its inputs picks them by it. A disturbed round
+    (:func:`disturbed`) is discarded and run again while retries are left."""
     collected: dict[str, list[Result]] = {name: [] for name in runs}
-    for round_no in range(n):
-        for name, run in runs.items():
-            collected[name].append(run(round_no))
-    return {name: median_result(results) for name, results in collected.items()}
+    discarded: list[float] = []
+    attempt = 0
+    while len(next(iter(collected.values()))) < n:
+        results = {name: run(attempt) for name, run in runs.items()}
+        attempt += 1
+        stolen = max(_steal(r) for r in results.values())
+        if disturbed(stolen) and len(discarded) < retries:
+            discarded.append(stolen)
+            continue
+        for name, result in results.items():
+            collected[name].append(result)
+    medians = {name: median_result(results) for name, results in collected.items()}
+    for result in medians.values():
+        result.extra["discarded_steal"] = discarded
+    return medians
+
+
+def _steal(result: Result) -> float:
+    value = result.extra.get("steal_pct", 0.0)
+    return float(value) if isinstance(value, float | int) else 0.0
+
+
+def disturbed(steal: float) -> bool:
+    """Whether a run during which ``steal`` % of the CPU was stolen is to be run again."""
+    return steal > MAX_STEAL_PCT
 
 
 def cpu_ticks() -> tuple[int, int]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 import pytest
 
-from tests.bench.rounds import cpu_ticks, steal_pct
+from tests.bench.loadgen import Result
+from tests.bench.rounds import cpu_ticks, rounds, steal_pct
 from tests.bench.suites.new_orders import median_round
 from tests.bench.targets import paired, undisturbed
 
@@ -94,3 +96,49 @@ def test_a_run_with_cpu_stolen_fails_its_suites_check() -> None:
     assert check["met"] is False
     assert check["measured"].startswith("worst 12.5% (AuthorizeParticipant, 1 M orders)")
     assert "1 of 6 runs above" in check["measured"]
+
+
+def _scripted(steal_by_attempt: list[float], seen: list[int]) -> Any:
+    """A run whose attempt ``a`` reports ``a`` × 100 req/s and ``steal_by_attempt[a]``."""
+
+    def run(attempt: int) -> Result:
+        seen.append(attempt)
+        extra: dict[str, object] = {"steal_pct": steal_by_attempt[attempt]}
+        return Result("x", rps=100.0 * (attempt + 1), p50_ms=1, p99_ms=2, errors=0, extra=extra)
+
+    return run
+
+
+def test_a_disturbed_round_is_run_again_with_the_next_attempts_inputs() -> None:
+    seen_a: list[int] = []
+    seen_b: list[int] = []
+    # Attempt 1 was disturbed in run b only: the whole round goes, for both runs.
+    runs = {
+        "a": _scripted([0.0, 1.0, 0.0, 0.0], seen_a),
+        "b": _scripted([0.0, 9.0, 2.0, 0.0], seen_b),
+    }
+    table = rounds(2, runs, retries=2)
+    assert seen_a == seen_b == [0, 1, 2]
+    assert table["a"].extra["rounds"] == [100.0, 300.0]
+    assert table["b"].extra["discarded_steal"] == [9.0]
+    assert table["b"].extra["steal_rounds"] == [0.0, 2.0]
+
+
+def test_retries_are_bounded_and_a_still_disturbed_round_is_kept() -> None:
+    seen: list[int] = []
+    table = rounds(2, {"a": _scripted([7.0, 8.0, 9.0, 6.0], seen)}, retries=1)
+    # One retry: attempt 0 discarded, attempts 1 and 2 kept although disturbed (the
+    # suite's steal check then flags them).
+    assert seen == [0, 1, 2]
+    assert table["a"].extra["discarded_steal"] == [7.0]
+    assert table["a"].extra["steal_rounds"] == [8.0, 9.0]
+    (check,) = undisturbed({"grpc": {"rows": {"a": asdict(table["a"])}}})
+    assert check["met"] is False
+    assert "1 round(s) run again (steal 7%)" in check["measured"]
+
+
+def test_without_retries_every_round_counts() -> None:
+    seen: list[int] = []
+    table = rounds(3, {"a": _scripted([50.0, 50.0, 50.0], seen)})
+    assert seen == [0, 1, 2]
+    assert table["a"].extra["discarded_steal"] == []

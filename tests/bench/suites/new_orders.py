@@ -15,7 +15,9 @@ a bare grpc.aio server that waits out an order's Stream calls and does nothing e
 (one call, as for returning users) and 100 ms (two calls, as for new users). 2, its floor, 3
 and its floor run ``--rounds`` times over (:func:`median_round`); a phase's × floor is the
 median of its per-round ratios. A missed orders/s target then shows whether this machine and
-the framework allowed it in that run.
+the framework allowed it in that run. A round whose phase or floor lost more than 5 % of
+the CPU to the hypervisor is run again with new orders, at most ``--retries`` times per
+phase; the discarded rounds' steal is kept (``discarded_steal``).
 
 For 2 and 3: orders/s, p50/p99 (driver: :mod:`tests.bench.orders`), Stream calls per order
 (the double's recorded calls in the phase over the orders), and channels: every order has
@@ -43,7 +45,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.bench import procs
 from tests.bench.orders import METHOD as ENSURE_METHOD
-from tests.bench.rounds import cpu_ticks, steal_pct
+from tests.bench.rounds import cpu_ticks, disturbed, steal_pct
 from tests.helpers.pg import PostgresServer, find_bindir
 
 BUYERS, SELLERS = 1000, 100
@@ -323,15 +325,39 @@ def new_orders(args: argparse.Namespace, work: Path, out: dict[str, object]) -> 
             dbl.quiet()
             # Each phase right before its floor, round after round: a slow spell of the
             # machine hits a phase and its floor alike, and the ×-floor ratio is per round.
+            # A round whose phase or floor lost CPU to the hypervisor is run again (with
+            # new order ids), at most ``args.retries`` times per phase.
             phases: dict[str, list[dict[str, Any]]] = {RETURNING: [], NEW: []}
             floors: dict[str, list[dict[str, Any]]] = {RETURNING: [], NEW: []}
-            for r in range(args.rounds):
-                phases[RETURNING].append(_phase(dbl, gw, f"r{r}-{kind}-", args.duration, *pools))
-                floors[RETURNING].append(
-                    _floor(floor_ret, f"f1r{r}-{kind}-", FLOORS[RETURNING], args.duration)
+            discarded: dict[str, list[float]] = {RETURNING: [], NEW: []}
+
+            def measure(
+                name: str, a: int, kind: str = kind, pools: tuple[str, ...] = pools
+            ) -> tuple[dict[str, Any], dict[str, Any]]:
+                """Attempt ``a`` of phase ``name`` and its floor."""
+                if name == RETURNING:
+                    return (
+                        _phase(dbl, gw, f"r{a}-{kind}-", args.duration, *pools),
+                        _floor(floor_ret, f"f1r{a}-{kind}-", FLOORS[RETURNING], args.duration),
+                    )
+                return (
+                    _phase(dbl, gw, f"n{a}-{kind}-", args.duration),
+                    _floor(floor_new, f"f2r{a}-{kind}-", FLOORS[NEW], args.duration),
                 )
-                phases[NEW].append(_phase(dbl, gw, f"n{r}-{kind}-", args.duration))
-                floors[NEW].append(_floor(floor_new, f"f2r{r}-{kind}-", FLOORS[NEW], args.duration))
+
+            attempt = 0
+            while any(len(phases[name]) < args.rounds for name in phases):
+                for name in phases:
+                    if len(phases[name]) == args.rounds:
+                        continue
+                    phase, floor = measure(name, attempt)
+                    stolen = max(phase["steal_pct"], floor["steal_pct"])
+                    if disturbed(stolen) and len(discarded[name]) < args.retries:
+                        discarded[name].append(stolen)
+                        continue
+                    phases[name].append(phase)
+                    floors[name].append(floor)
+                attempt += 1
             rss_kb = rss.peak_kb
         measured: dict[str, object] = {"warm-up": warm}
         for name, results in phases.items():
@@ -343,6 +369,7 @@ def new_orders(args: argparse.Namespace, work: Path, out: dict[str, object]) -> 
                 **median_round(results),
                 "of_floor": statistics.median(ratios),
                 "of_floor_rounds": ratios,
+                "discarded_steal": discarded[name],
             }
         measured["rss_kb"] = rss_kb
         measured["floors"] = {name: median_round(results) for name, results in floors.items()}
@@ -352,5 +379,6 @@ def new_orders(args: argparse.Namespace, work: Path, out: dict[str, object]) -> 
         "stream_delay_s": DELAY_S,
         "concurrency": 64,
         "rounds": args.rounds,
+        "retries": args.retries,
         "pools": {"buyers": BUYERS, "sellers": SELLERS},
     }

@@ -94,7 +94,7 @@ def realistic(args: argparse.Namespace, work: Path, out: dict[str, object]) -> N
     known = min(KNOWN_ORDERS, args.orders)
     health = frames.health_check(work / "health.bin")
     tokens, authorize, ensure = [], [], []
-    for r in range(args.rounds):
+    for r in range(args.rounds + args.retries):  # fresh bodies for every attempt
         tokens.append(frames.issue_token_distinct(work / f"it-{r}.bin", f"itd{r}-", per_run))
         authorize.append(frames.authorize_random(work / f"ap-{r}.bin", args.orders, per_run, r))
         ensure.append(frames.ensure_repeat(work / f"eo-{r}.bin", known, per_run, 100 + r))
@@ -135,7 +135,8 @@ def realistic(args: argparse.Namespace, work: Path, out: dict[str, object]) -> N
             ),
         }
         lines_before = procs.access_lines(log)
-        table = {name: asdict(r) for name, r in rounds(args.rounds, runs).items()}
+        measured = rounds(args.rounds, runs, retries=args.retries)
+        table = {name: asdict(r) for name, r in measured.items()}
         lines = procs.access_lines(log) - lines_before
     sent = table["IssueToken, distinct users, JSON access lines"]["extra"]["sent_total"]
     out["grpc"] = {

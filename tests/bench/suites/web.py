@@ -37,7 +37,8 @@ def _runs(
     files: list[Path],
     rounds_n: int,
 ) -> dict[str, dict[str, Any]]:
-    """Interleaved rounds of wrk on each target (server, url); round ``r`` sends ``files[r]``."""
+    """Interleaved rounds of wrk on each target (server, url); attempt ``r`` sends
+    ``files[r]`` (a disturbed round is run again with the next file, while there is one)."""
 
     def run(name: str, url: str) -> Callable[[int], Result]:
         return lambda r: wrk(
@@ -47,7 +48,10 @@ def _runs(
     runs = {
         name: with_server_cpu(server, run(name, url)) for name, (server, url) in targets.items()
     }
-    return {name: asdict(result) for name, result in rounds(rounds_n, runs).items()}
+    return {
+        name: asdict(result)
+        for name, result in rounds(rounds_n, runs, retries=len(files) - rounds_n).items()
+    }
 
 
 def _warm(
@@ -87,7 +91,7 @@ def distinct(args: argparse.Namespace, work: Path, out: dict[str, object]) -> No
         warm, sessions.distinct_users("dw-", int(args.max_http_rps * args.warmup))
     )
     files = []
-    for r in range(args.rounds):
+    for r in range(args.rounds + args.retries):
         files.append(work / f"distinct-{r}.sessions")
         sessions.write_sessions(files[-1], sessions.distinct_users(f"d{r}-", per_run))
     with ExitStack() as stack:
@@ -115,7 +119,7 @@ def returning(args: argparse.Namespace, work: Path, out: dict[str, object]) -> N
         warm, RETURNING_POPULATION, ZIPF_S, int(args.max_http_rps * args.warmup), seed=1000
     )
     files, draws = [], []
-    for r in range(args.rounds):
+    for r in range(args.rounds + args.retries):
         files.append(work / f"returning-{r}.sessions")
         draws.append(
             sessions.write_returning(files[-1], RETURNING_POPULATION, ZIPF_S, per_run, seed=r)
