@@ -30,20 +30,23 @@ def rounds(
     an entry that must not repeat its inputs picks them by it. A disturbed round
     (:func:`disturbed`) is discarded and run again while retries are left."""
     collected: dict[str, list[Result]] = {name: [] for name in runs}
+    dropped: dict[str, list[Result]] = {name: [] for name in runs}
     discarded: list[float] = []
     attempt = 0
     while len(next(iter(collected.values()))) < n:
         results = {name: run(attempt) for name, run in runs.items()}
         attempt += 1
         stolen = max(_steal(r) for r in results.values())
-        if disturbed(stolen) and len(discarded) < retries:
+        kept = dropped if disturbed(stolen) and len(discarded) < retries else collected
+        if kept is dropped:
             discarded.append(stolen)
-            continue
         for name, result in results.items():
-            collected[name].append(result)
-    medians = {name: median_result(results) for name, results in collected.items()}
-    for result in medians.values():
-        result.extra["discarded_steal"] = discarded
+            kept[name].append(result)
+    medians: dict[str, Result] = {}
+    for name, kept_results in collected.items():
+        # Totals count the discarded rounds too: the server saw (and logged) them.
+        medians[name] = median_result(kept_results, also_sent=dropped[name])
+        medians[name].extra["discarded_steal"] = discarded
     return medians
 
 
@@ -74,8 +77,11 @@ def steal_pct(before: tuple[int, int], after: tuple[int, int]) -> float:
 _SUMMED = frozenset({"errors", "wraps"})
 
 
-def median_result(results: list[Result]) -> Result:
-    """The per-metric median of several rounds of the same run (errors and wraps summed)."""
+def median_result(results: list[Result], *, also_sent: list[Result] | None = None) -> Result:
+    """The per-metric median of several rounds of the same run (errors and wraps summed).
+
+    ``requests_total`` and ``sent_total`` count ``also_sent`` too: runs whose figures are
+    not kept but whose requests the server handled."""
     first = results[0]
     changes: dict[str, object] = {}
     for f in fields(Result):
@@ -91,8 +97,9 @@ def median_result(results: list[Result]) -> Result:
             extra[key] = statistics.median(numbers)
     extra["rounds"] = [r.rps for r in results]
     # Totals over the rounds, for counts compared with what the server logged meanwhile.
-    extra["requests_total"] = sum(r.requests for r in results)
-    sent = [r.extra.get("sent") for r in results]
+    every = results + (also_sent or [])
+    extra["requests_total"] = sum(r.requests for r in every)
+    sent = [r.extra.get("sent") for r in every]
     if all(isinstance(v, int) for v in sent):
         extra["sent_total"] = sum(v for v in sent if isinstance(v, int))
     if all("steal_pct" in r.extra for r in results):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, replace
 from typing import Any
 
 import pytest
@@ -98,7 +99,7 @@ def test_a_run_with_cpu_stolen_fails_its_suites_check() -> None:
     assert "1 of 6 runs above" in check["measured"]
 
 
-def _scripted(steal_by_attempt: list[float], seen: list[int]) -> Any:
+def _scripted(steal_by_attempt: list[float], seen: list[int]) -> Callable[[int], Result]:
     """A run whose attempt ``a`` reports ``a`` × 100 req/s and ``steal_by_attempt[a]``."""
 
     def run(attempt: int) -> Result:
@@ -142,3 +143,17 @@ def test_without_retries_every_round_counts() -> None:
     table = rounds(3, {"a": _scripted([50.0, 50.0, 50.0], seen)})
     assert seen == [0, 1, 2]
     assert table["a"].extra["discarded_steal"] == []
+
+
+def test_request_totals_count_the_discarded_rounds_the_server_also_saw() -> None:
+    seen: list[int] = []
+    run = _scripted([9.0, 0.0, 0.0], seen)
+
+    def counted(attempt: int) -> Result:
+        result = run(attempt)
+        return replace(result, requests=1000 + attempt, extra={**result.extra, "sent": 10})
+
+    table = rounds(2, {"a": counted}, retries=1)
+    assert table["a"].extra["rounds"] == [200.0, 300.0]  # attempt 0 discarded
+    assert table["a"].extra["requests_total"] == 1000 + 1001 + 1002
+    assert table["a"].extra["sent_total"] == 30
