@@ -32,16 +32,19 @@ def rounds(
     collected: dict[str, list[Result]] = {name: [] for name in runs}
     dropped: dict[str, list[Result]] = {name: [] for name in runs}
     discarded: list[float] = []
-    attempt = 0
-    while len(next(iter(collected.values()))) < n:
+    attempt = kept_rounds = 0
+    while kept_rounds < n:
         results = {name: run(attempt) for name, run in runs.items()}
         attempt += 1
         stolen = max(_steal(r) for r in results.values())
-        kept = dropped if disturbed(stolen) and len(discarded) < retries else collected
-        if kept is dropped:
+        if run_again(stolen, len(discarded), retries):
             discarded.append(stolen)
+            into = dropped
+        else:
+            kept_rounds += 1
+            into = collected
         for name, result in results.items():
-            kept[name].append(result)
+            into[name].append(result)
     medians: dict[str, Result] = {}
     for name, kept_results in collected.items():
         # Totals count the discarded rounds too: the server saw (and logged) them.
@@ -56,8 +59,14 @@ def _steal(result: Result) -> float:
 
 
 def disturbed(steal: float) -> bool:
-    """Whether a run during which ``steal`` % of the CPU was stolen is to be run again."""
+    """Whether a run during which ``steal`` % of the CPU was stolen was disturbed."""
     return steal > MAX_STEAL_PCT
+
+
+def run_again(steal: float, discarded: int, retries: int) -> bool:
+    """Whether a round whose worst run lost ``steal`` % of the CPU is discarded and run
+    again, ``discarded`` rounds having been so far out of ``retries`` allowed."""
+    return disturbed(steal) and discarded < retries
 
 
 def cpu_ticks() -> tuple[int, int]:

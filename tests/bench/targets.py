@@ -11,7 +11,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from tests.bench.rounds import MAX_STEAL_PCT
+from tests.bench.rounds import MAX_STEAL_PCT, disturbed
 
 MB = 1024
 
@@ -206,7 +206,7 @@ def undisturbed(out: dict[str, Any]) -> list[dict[str, Any]]:
     checks = []
     for key, runs in stolen.items():
         worst, where = max(runs)
-        disturbed = sum(1 for pct, _ in runs if pct > MAX_STEAL_PCT)
+        above = sum(1 for pct, _ in runs if disturbed(pct))
         again = rerun.get(key) or []
         retried = (
             f"; {len(again)} round(s) run again (steal {', '.join(f'{p:.0f}' for p in again)}%)"
@@ -217,8 +217,8 @@ def undisturbed(out: dict[str, Any]) -> list[dict[str, Any]]:
             _flag(
                 f"{key}: CPU stolen by the hypervisor ≤ {MAX_STEAL_PCT:.0f}% in every measured "
                 "run (`/proc/stat` steal)",
-                f"worst {worst:.1f}% ({where}); {disturbed} of {len(runs)} runs above{retried}",
-                disturbed == 0,
+                f"worst {worst:.1f}% ({where}); {above} of {len(runs)} runs above{retried}",
+                above == 0,
             )
         )
     return checks

@@ -45,7 +45,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.bench import procs
 from tests.bench.orders import METHOD as ENSURE_METHOD
-from tests.bench.rounds import cpu_ticks, disturbed, steal_pct
+from tests.bench.rounds import cpu_ticks, run_again, steal_pct
 from tests.helpers.pg import PostgresServer, find_bindir
 
 BUYERS, SELLERS = 1000, 100
@@ -352,7 +352,7 @@ def new_orders(args: argparse.Namespace, work: Path, out: dict[str, object]) -> 
                         continue
                     phase, floor = measure(name, attempt)
                     stolen = max(phase["steal_pct"], floor["steal_pct"])
-                    if disturbed(stolen) and len(discarded[name]) < args.retries:
+                    if run_again(stolen, len(discarded[name]), args.retries):
                         discarded[name].append(stolen)
                         continue
                     phases[name].append(phase)
