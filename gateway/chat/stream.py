@@ -17,7 +17,6 @@ request reaches Stream before the window reopens.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import functools
 import logging
@@ -59,10 +58,11 @@ _MAX_OFFSET = 900
 
 @dataclass
 class _Observed:
-    """What the middleware saw of the last HTTP response of one SDK call."""
+    """The rate-limit headers of the last HTTP response of one SDK call, as the middleware
+    saw them (``None``: the header was absent, or no response came)."""
 
-    status: int | None = None
-    headers: Mapping[str, str] | None = None  # lower-cased names
+    remaining: str | None = None
+    reset: str | None = None
 
 
 _observed: contextvars.ContextVar[_Observed | None] = contextvars.ContextVar(
@@ -85,6 +85,10 @@ class StreamChatBackend:
         wall_clock: Callable[[], float] = time.time,
         metrics: GatewayMetrics | None = None,
     ) -> None:
+        # The SDK bounds every HTTP request it makes by its timeout (aiohttp's total
+        # timeout): that is the bound of each call. STREAM_CHAT_TIMEOUT, read by the SDK,
+        # must not stretch it.
+        client.timeout = call_timeout_s
         self._client = client
         self._metrics = metrics
         self._system_user_id = system_user_id
@@ -117,11 +121,11 @@ class StreamChatBackend:
                 base_url=base_url,
                 connector=aiohttp.TCPConnector(keepalive_timeout=59.0),
                 middlewares=(_observe_response,),
+                # Stream's API sets no cookies: skip the jar's work on every request.
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         )
         await own.close()
-        # STREAM_CHAT_TIMEOUT, read by the SDK, must not stretch our bound.
-        client.timeout = settings.stream_timeout_s
         return cls(
             client=client,
             system_user_id=settings.stream_system_user_id,
@@ -325,8 +329,7 @@ class StreamChatBackend:
         token = _observed.set(observed)
         self._sent += 1
         try:
-            async with asyncio.timeout(self._call_timeout_s):
-                response = await request()
+            response = await request()  # each SDK request is bounded by client.timeout
         except StreamAPIException as exc:
             raise self._api_error(what, exc, observed) from exc
         except TimeoutError as exc:
@@ -354,20 +357,17 @@ class StreamChatBackend:
         return ChatBackendError(message, transient=status >= 500 or status == 408)
 
     def _note_remaining(self, observed: _Observed) -> None:
-        if self._metrics is None or not observed.headers:
-            return
-        raw = observed.headers.get("x-ratelimit-remaining")
-        if raw is not None and raw.strip().isdigit():
+        raw = observed.remaining
+        if self._metrics is not None and raw is not None and raw.strip().isdigit():
             self._metrics.stream_rate_limit_remaining.set(int(raw))
 
     def _note_rate_limit(self, observed: _Observed, *, exhausted_only: bool) -> float | None:
         """Hold calls until Stream's reset time; returns the wait, if any."""
-        headers = observed.headers or {}
-        if exhausted_only and headers.get("x-ratelimit-remaining", "").strip() != "0":
+        if exhausted_only and (observed.remaining or "").strip() != "0":
             return None
         try:
-            reset = float(headers["x-ratelimit-reset"])
-        except (KeyError, ValueError):
+            reset = float(observed.reset or "")
+        except ValueError:
             return None
         wait_s = min(reset - self._wall_clock(), _MAX_RATE_LIMIT_WAIT_S)
         if wait_s <= 0:
@@ -384,8 +384,9 @@ async def _observe_response(
     response = await handler(request)
     observed = _observed.get()
     if observed is not None:
-        observed.status = response.status
-        observed.headers = {k.lower(): v for k, v in response.headers.items()}
+        headers = response.headers  # case-insensitive
+        observed.remaining = headers.get("X-RateLimit-Remaining")
+        observed.reset = headers.get("X-RateLimit-Reset")
     return response
 
 

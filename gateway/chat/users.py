@@ -92,8 +92,7 @@ class UserUpserts:
         if not self._flush_due:
             self._flush_due = True
             asyncio.get_running_loop().call_soon(self._flush)
-        # Shielded: a caller that gives up (its deadline) must not cancel others' batch.
-        await asyncio.gather(*(asyncio.shield(w) for w in waits))
+        await _all_done(waits)
 
     def _flush(self) -> None:
         """Start calls for what is queued, while a slot is free."""
@@ -152,6 +151,31 @@ class UserUpserts:
     def forget(self, user_id: str) -> None:
         """Upsert ``user_id`` again next time (its Stream record may have changed)."""
         self._known.pop(user_id)
+
+
+def _all_done(waits: list[asyncio.Future[None]]) -> asyncio.Future[None]:
+    """A future of the caller's own, done once every one of ``waits`` is: with the first
+    failure among them, or cancelled if one was. A caller that gives up (its deadline)
+    cancels only this one; ``waits`` are shared with other callers and go on."""
+    mine: asyncio.Future[None] = waits[0].get_loop().create_future()
+    left = len(waits)
+
+    def one_done(done: asyncio.Future[None]) -> None:
+        nonlocal left
+        if mine.done():
+            return
+        if done.cancelled():
+            mine.cancel()
+        elif (error := done.exception()) is not None:
+            mine.set_exception(error)
+        else:
+            left -= 1
+            if not left:
+                mine.set_result(None)
+
+    for wait in waits:
+        wait.add_done_callback(one_done)
+    return mine
 
 
 def _retrieved(done: asyncio.Future[None]) -> None:

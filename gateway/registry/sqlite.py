@@ -185,7 +185,9 @@ class SqliteRegistry:
         try:
             with self._failures_mapped():
                 async with asyncio.timeout(self._timeout_s):
-                    result: T = await asyncio.shield(done)
+                    # ``done`` is this caller's alone: a caller that gives up cancels it,
+                    # and the batch skips or ignores a cancelled job (see _settle).
+                    result: T = await done
                     return result
         finally:
             done.cancel()  # the caller gave up (or has its answer): nobody reads it later

@@ -163,3 +163,37 @@ async def test_a_queued_user_asked_again_with_other_details_is_sent_once_for_bot
     assert stream.calls[MAX_IN_FLIGHT:] == [["a"]]
     await users.ensure([{"id": "a", "name": "Ana Maria"}])  # sent with the later details
     assert len(stream.calls) == MAX_IN_FLIGHT + 1
+
+
+async def test_a_caller_that_gives_up_does_not_cancel_the_call_others_wait_for() -> None:
+    stream = Stream()
+    stream.gate.clear()
+    users = UserUpserts(stream.upsert)
+    impatient = asyncio.create_task(users.ensure([{"id": "a"}, {"id": "b"}]))
+    await asyncio.sleep(0.01)  # a and b are in a call, unanswered
+    patient = asyncio.create_task(users.ensure([{"id": "b"}]))
+    await asyncio.sleep(0.01)
+    impatient.cancel()  # its deadline ran out
+    with pytest.raises(asyncio.CancelledError):
+        await impatient
+    stream.gate.set()
+    await asyncio.wait_for(patient, 5)
+    await users.ensure([{"id": "a"}, {"id": "b"}])  # both remembered: no new call
+    assert stream.calls == [["a", "b"]]
+
+
+async def test_an_order_whose_users_went_in_two_calls_waits_for_both() -> None:
+    stream = Stream()
+    stream.gate.clear()
+    users = UserUpserts(stream.upsert)
+    first = asyncio.create_task(users.ensure([{"id": "a"}]))
+    await asyncio.sleep(0.01)  # a's call is under way
+    both = asyncio.create_task(users.ensure([{"id": "a"}, {"id": "b"}]))
+    await asyncio.sleep(0.01)  # b went in a second call
+    assert stream.calls == [["a"], ["b"]]
+    stream.fail = ChatBackendError("stream down", transient=True)
+    stream.gate.set()
+    with pytest.raises(ChatBackendError):
+        await asyncio.wait_for(both, 5)
+    with pytest.raises(ChatBackendError):
+        await first
