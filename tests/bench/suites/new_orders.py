@@ -331,18 +331,18 @@ def new_orders(args: argparse.Namespace, work: Path, out: dict[str, object]) -> 
             floors: dict[str, list[dict[str, Any]]] = {RETURNING: [], NEW: []}
             discarded: dict[str, list[float]] = {RETURNING: [], NEW: []}
 
+            # Per phase: its order ids' prefix, the driver's user pools, its floor server.
+            setups = {RETURNING: ("r", pools, floor_ret), NEW: ("n", (), floor_new)}
+
             def measure(
-                name: str, a: int, kind: str = kind, pools: tuple[str, ...] = pools
+                name: str, a: int, kind: str = kind, setups: dict[str, Any] = setups
             ) -> tuple[dict[str, Any], dict[str, Any]]:
                 """Attempt ``a`` of phase ``name`` and its floor."""
-                if name == RETURNING:
-                    return (
-                        _phase(dbl, gw, f"r{a}-{kind}-", args.duration, *pools),
-                        _floor(floor_ret, f"f1r{a}-{kind}-", FLOORS[RETURNING], args.duration),
-                    )
+                tag, users, floor = setups[name]
+                calls = FLOORS[name]
                 return (
-                    _phase(dbl, gw, f"n{a}-{kind}-", args.duration),
-                    _floor(floor_new, f"f2r{a}-{kind}-", FLOORS[NEW], args.duration),
+                    _phase(dbl, gw, f"{tag}{a}-{kind}-", args.duration, *users),
+                    _floor(floor, f"f{calls}r{a}-{kind}-", calls, args.duration),
                 )
 
             attempt = 0
