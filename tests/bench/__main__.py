@@ -52,13 +52,6 @@ def _parser() -> argparse.ArgumentParser:
         default=2,
         help="most rounds per table run again for CPU steal above 5 %%",
     )
-    p.add_argument(
-        "--quiet-wait",
-        type=float,
-        default=60.0,
-        help="most seconds to wait before a round for a spell with CPU steal of 5 %% or less "
-        "(0: start at once)",
-    )
     p.add_argument("--ceiling-rounds", type=int, default=1, help="rounds of the ceilings")
     p.add_argument("--orders", type=int, default=1_000_000, help="recorded orders (grpc)")
     p.add_argument(
@@ -119,7 +112,6 @@ def main() -> None:
             "warmup_s": args.warmup,
             "rounds": args.rounds,
             "retries": args.retries,
-            "quiet_wait_s": args.quiet_wait,
             "ceiling_rounds": args.ceiling_rounds,
         },
     }

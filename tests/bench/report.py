@@ -9,7 +9,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-from tests.bench.rounds import MAX_STEAL_PCT, QUIET_SPELL_S
 from tests.bench.targets import paired, soundness, targets
 
 MB = 1024
@@ -340,9 +339,7 @@ def write_report(out: dict[str, Any], results: Path) -> None:
         f"after a {out['settings']['warmup_s']} s warm-up (ceilings: "
         f"{out['settings']['ceiling_rounds']} round(s), gRPC at 64 streams "
         f"{out['settings']['rounds']}); a ratio of two rows is the median of their per-round "
-        "ratios. "
-        + _quiet(out["settings"])
-        + "Suites (seconds): "
+        "ratios. Suites (seconds): "
         + ", ".join(f"{s} {out.get(f'elapsed_s_{s}', '–')}" for s in out["suites"])
         + f"; {out.get('elapsed_s', '–')} s in all.",
         "",
@@ -358,17 +355,6 @@ def write_report(out: dict[str, Any], results: Path) -> None:
     (results / "latest.md").write_text("\n".join(lines).rstrip() + "\n")
     (results / "latest.json").write_text(json.dumps(out, indent=2) + "\n")
     _chart(out, results / "bench.png")
-
-
-def _quiet(settings: dict[str, Any]) -> str:
-    bound = settings.get("quiet_wait_s")
-    if not bound:
-        return ""
-    return (
-        f"Each round started in a quiet spell of the machine: the bench waited (at most "
-        f"{bound:.0f} s) for {QUIET_SPELL_S:.0f} s during which ≤ {MAX_STEAL_PCT:.0f} % of the "
-        "CPU was stolen (the waits are in `latest.json`, `quiet_waits_s`). "
-    )
 
 
 def _chart(out: dict[str, Any], path: Path) -> None:

@@ -21,45 +21,19 @@ MAX_STEAL_PCT = 5.0
 """A measured run during which the hypervisor stole more CPU than this was disturbed."""
 
 
-QUIET_SPELL_S = 2.0
-"""How long the machine must have lost at most :data:`MAX_STEAL_PCT` before a round starts."""
-
-
-def quiet(max_wait_s: float) -> float:
-    """Wait, at most ``max_wait_s``, for a :data:`QUIET_SPELL_S` spell during which the
-    hypervisor stole no more than :data:`MAX_STEAL_PCT` of the CPU (steal comes in spells
-    of minutes here: a round started in a quiet one more likely runs undisturbed). Returns
-    the seconds waited beyond the first spell; 0 when ``max_wait_s`` is 0 (no check)."""
-    started = time.monotonic()
-    while max_wait_s > 0:
-        before = cpu_ticks()
-        time.sleep(QUIET_SPELL_S)
-        waited = time.monotonic() - started - QUIET_SPELL_S
-        if not disturbed(steal_pct(before, cpu_ticks())) or waited + QUIET_SPELL_S >= max_wait_s:
-            return round(max(waited, 0.0), 1)
-    return 0.0
-
-
 def rounds(
-    n: int,
-    runs: dict[str, Callable[[int], Result]],
-    *,
-    retries: int = 0,
-    quiet_wait_s: float = 0.0,
+    n: int, runs: dict[str, Callable[[int], Result]], *, retries: int = 0
 ) -> dict[str, Result]:
     """Run every entry once per round, interleaved, and keep per-metric medians.
 
     Each entry is called with the attempt number (0, 1, …, at most ``n + retries - 1``), so
-    an entry that must not repeat its inputs picks them by it. Each round starts in a quiet
-    spell of the machine (:func:`quiet`, waiting at most ``quiet_wait_s``); a disturbed
-    round (:func:`disturbed`) is discarded and run again while retries are left."""
+    an entry that must not repeat its inputs picks them by it. A disturbed round
+    (:func:`disturbed`) is discarded and run again while retries are left."""
     collected: dict[str, list[Result]] = {name: [] for name in runs}
     dropped: dict[str, list[Result]] = {name: [] for name in runs}
     discarded: list[float] = []
-    waits: list[float] = []
     attempt = kept_rounds = 0
     while kept_rounds < n:
-        waits.append(quiet(quiet_wait_s))
         results = {name: run(attempt) for name, run in runs.items()}
         attempt += 1
         stolen = max(_steal(r) for r in results.values())
@@ -76,7 +50,6 @@ def rounds(
         # Totals count the discarded rounds too: the server saw (and logged) them.
         medians[name] = median_result(kept_results, also_sent=dropped[name])
         medians[name].extra["discarded_steal"] = discarded
-        medians[name].extra["quiet_waits_s"] = waits
     return medians
 
 

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-import tests.bench.rounds as bench_rounds
 from tests.bench.loadgen import Result
 from tests.bench.rounds import cpu_ticks, rounds, steal_pct
 from tests.bench.suites.new_orders import median_round
@@ -158,47 +157,3 @@ def test_request_totals_count_the_discarded_rounds_the_server_also_saw() -> None
     assert table["a"].extra["rounds"] == [200.0, 300.0]  # attempt 0 discarded
     assert table["a"].extra["requests_total"] == 1000 + 1001 + 1002
     assert table["a"].extra["sent_total"] == 30
-
-
-class _Machine:
-    """A fake clock and /proc/stat: each 2 s spell steals the next of ``steal`` percent."""
-
-    def __init__(self, steal: list[float]) -> None:
-        self.now = 0.0
-        self.ticks = (0, 0)
-        self.spells = iter(steal)
-
-    def sleep(self, seconds: float) -> None:
-        stolen = next(self.spells)
-        self.now += seconds
-        self.ticks = (self.ticks[0] + int(stolen), self.ticks[1] + 100)
-
-
-@pytest.fixture
-def machine(monkeypatch: pytest.MonkeyPatch) -> Callable[[list[float]], _Machine]:
-    def make(steal: list[float]) -> _Machine:
-        fake = _Machine(steal)
-        monkeypatch.setattr(bench_rounds, "cpu_ticks", lambda: fake.ticks)
-        monkeypatch.setattr(bench_rounds.time, "sleep", fake.sleep)
-        monkeypatch.setattr(bench_rounds.time, "monotonic", lambda: fake.now)
-        return fake
-
-    return make
-
-
-def test_quiet_waits_through_stolen_spells_for_a_quiet_one(
-    machine: Callable[[list[float]], _Machine],
-) -> None:
-    fake = machine([30.0, 12.0, 3.0, 40.0])
-    assert bench_rounds.quiet(60.0) == 4.0  # two stolen spells of 2 s, then a quiet one
-    assert fake.now == 6.0
-
-
-def test_quiet_gives_up_at_its_bound_and_checks_nothing_without_one(
-    machine: Callable[[list[float]], _Machine],
-) -> None:
-    fake = machine([30.0] * 10)
-    assert bench_rounds.quiet(5.0) == 4.0  # the spell that reaches 5 s is the last
-    assert fake.now == 6.0
-    assert bench_rounds.quiet(0.0) == 0.0
-    assert fake.now == 6.0

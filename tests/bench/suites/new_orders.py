@@ -45,7 +45,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.bench import procs
 from tests.bench.orders import METHOD as ENSURE_METHOD
-from tests.bench.rounds import cpu_ticks, quiet, run_again, steal_pct
+from tests.bench.rounds import cpu_ticks, run_again, steal_pct
 from tests.helpers.pg import PostgresServer, find_bindir
 
 BUYERS, SELLERS = 1000, 100
@@ -330,7 +330,6 @@ def new_orders(args: argparse.Namespace, work: Path, out: dict[str, object]) -> 
             phases: dict[str, list[dict[str, Any]]] = {RETURNING: [], NEW: []}
             floors: dict[str, list[dict[str, Any]]] = {RETURNING: [], NEW: []}
             discarded: dict[str, list[float]] = {RETURNING: [], NEW: []}
-            waits: dict[str, list[float]] = {RETURNING: [], NEW: []}
 
             # Per phase: its order ids' prefix, the driver's user pools, its floor server.
             setups = {RETURNING: ("r", pools, floor_ret), NEW: ("n", (), floor_new)}
@@ -351,7 +350,6 @@ def new_orders(args: argparse.Namespace, work: Path, out: dict[str, object]) -> 
                 for name in phases:
                     if len(phases[name]) == args.rounds:
                         continue
-                    waits[name].append(quiet(args.quiet_wait))
                     phase, floor = measure(name, attempt)
                     stolen = max(phase["steal_pct"], floor["steal_pct"])
                     if run_again(stolen, len(discarded[name]), args.retries):
@@ -372,7 +370,6 @@ def new_orders(args: argparse.Namespace, work: Path, out: dict[str, object]) -> 
                 "of_floor": statistics.median(ratios),
                 "of_floor_rounds": ratios,
                 "discarded_steal": discarded[name],
-                "quiet_waits_s": waits[name],
             }
         measured["rss_kb"] = rss_kb
         measured["floors"] = {name: median_round(results) for name, results in floors.items()}

@@ -135,7 +135,7 @@ def realistic(args: argparse.Namespace, work: Path, out: dict[str, object]) -> N
             ),
         }
         lines_before = procs.access_lines(log)
-        measured = rounds(args.rounds, runs, retries=args.retries, quiet_wait_s=args.quiet_wait)
+        measured = rounds(args.rounds, runs, retries=args.retries)
         table = {name: asdict(r) for name, r in measured.items()}
         lines = procs.access_lines(log) - lines_before
     sent = table["IssueToken, distinct users, JSON access lines"]["extra"]["sent_total"]

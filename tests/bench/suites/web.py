@@ -50,9 +50,7 @@ def _runs(
     }
     return {
         name: asdict(result)
-        for name, result in rounds(
-            rounds_n, runs, retries=len(files) - rounds_n, quiet_wait_s=args.quiet_wait
-        ).items()
+        for name, result in rounds(rounds_n, runs, retries=len(files) - rounds_n).items()
     }
 
 
