@@ -111,6 +111,9 @@ RETURNING, NEW = "returning buyers and sellers", "new buyers and sellers"
 FLOORS = {RETURNING: 1, NEW: 2}
 """Each phase's floor: how many Stream calls' time (:data:`DELAY_S` each) it waits."""
 
+_Setups = dict[str, tuple[str, tuple[str, ...], procs.Running]]
+"""Per phase: its order ids' prefix, the driver's user pools, its floor server."""
+
 
 @contextmanager
 def floor_server(delay_s: float) -> Iterator[procs.Running]:
@@ -331,11 +334,13 @@ def new_orders(args: argparse.Namespace, work: Path, out: dict[str, object]) -> 
             floors: dict[str, list[dict[str, Any]]] = {RETURNING: [], NEW: []}
             discarded: dict[str, list[float]] = {RETURNING: [], NEW: []}
 
-            # Per phase: its order ids' prefix, the driver's user pools, its floor server.
-            setups = {RETURNING: ("r", pools, floor_ret), NEW: ("n", (), floor_new)}
+            setups: _Setups = {
+                RETURNING: ("r", pools, floor_ret),
+                NEW: ("n", (), floor_new),
+            }
 
             def measure(
-                name: str, a: int, kind: str = kind, setups: dict[str, Any] = setups
+                name: str, a: int, kind: str = kind, setups: _Setups = setups
             ) -> tuple[dict[str, Any], dict[str, Any]]:
                 """Attempt ``a`` of phase ``name`` and its floor."""
                 tag, users, floor = setups[name]
